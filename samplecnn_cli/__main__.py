@@ -1,0 +1,3 @@
+from samplecnn_cli.main import run
+
+run()

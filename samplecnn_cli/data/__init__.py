@@ -1,0 +1,1 @@
+"""Preprocessed HDF5 stores and the segment datasets read from them."""

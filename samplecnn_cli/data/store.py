@@ -1,0 +1,225 @@
+"""The preprocessed store: one HDF5 file per split (train.h5, valid.h5, test.h5) in a folder.
+
+Layout of each file (format_version 1):
+    audio      int16 (total_samples,)   every clip's samples, one after another, chunked
+    offsets    int64 (num_clips + 1,)   clip i is audio[offsets[i]:offsets[i + 1]]
+    labels     bool  (num_clips, num_labels)   multi-hot, or one-hot for single-label tasks
+    clip_ids   str   (num_clips,)
+    paths      str   (num_clips,)       source audio, relative to the dataset root
+    attrs      format="samplecnn-store", format_version, sample_rate, clip_samples (0 = clips vary),
+               label_names (JSON list), task ("multilabel" | "multiclass"), dataset, split,
+               preprocess (JSON of the settings), samplecnn_version, num_clips
+One flat int16 array with offsets keeps clips of any length and makes a random segment one
+contiguous read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from samplecnn_cli import __version__
+from samplecnn_cli.errors import DataError
+
+FORMAT = "samplecnn-store"
+FORMAT_VERSION = 1
+SPLITS = ("train", "valid", "test")
+TASKS = ("multilabel", "multiclass")
+AUDIO_CHUNK = 1 << 16  # samples per HDF5 chunk: a few segments per read, small enough for random access
+_STR = h5py.string_dtype()
+
+
+class SplitWriter:
+    """Append clips to `<path>.tmp`; `close()` renames it to `path`, so a store file is whole or absent."""
+
+    def __init__(self, path: Path, *, sample_rate: int, label_names: list[str], task: str,
+                 dataset: str, split: str, clip_samples: int = 0, preprocess: dict | None = None):
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, not {task!r}")
+        self.path = Path(path)
+        self.tmp_path = self.path.with_name(self.path.name + ".tmp")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.num_labels = len(label_names)
+        self._file = h5py.File(self.tmp_path, "w")
+        f = self._file
+        f.create_dataset("audio", shape=(0,), maxshape=(None,), dtype=np.int16, chunks=(AUDIO_CHUNK,))
+        f.create_dataset("offsets", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(4096,))
+        f.create_dataset("labels", shape=(0, self.num_labels), maxshape=(None, self.num_labels),
+                         dtype=bool, chunks=(1024, max(self.num_labels, 1)))
+        f.create_dataset("clip_ids", shape=(0,), maxshape=(None,), dtype=_STR, chunks=(1024,))
+        f.create_dataset("paths", shape=(0,), maxshape=(None,), dtype=_STR, chunks=(1024,))
+        f.attrs.update(
+            format=FORMAT, format_version=FORMAT_VERSION, sample_rate=int(sample_rate),
+            clip_samples=int(clip_samples), label_names=json.dumps(list(label_names)), task=task,
+            dataset=dataset, split=split, preprocess=json.dumps(preprocess or {}),
+            samplecnn_version=__version__, num_clips=0,
+        )
+        self._audio_end = 0
+        self.num_clips = 0
+
+    def append(self, clip_id: str, source: str, waveform: np.ndarray, labels: np.ndarray) -> None:
+        waveform = np.asarray(waveform)
+        if waveform.dtype != np.int16 or waveform.ndim != 1:
+            raise ValueError("waveform must be a 1-D int16 array")
+        labels = np.asarray(labels, dtype=bool).reshape(-1)
+        if labels.shape[0] != self.num_labels:
+            raise ValueError(f"expected {self.num_labels} labels, got {labels.shape[0]}")
+        f, n, end = self._file, self.num_clips, self._audio_end
+        f["audio"].resize((end + waveform.shape[0],))
+        f["audio"][end:] = waveform
+        self._audio_end = end + waveform.shape[0]
+        f["offsets"].resize((n + 2,))
+        f["offsets"][n + 1] = self._audio_end
+        for name, value in (("labels", labels), ("clip_ids", clip_id), ("paths", source)):
+            f[name].resize((n + 1, *f[name].shape[1:]))
+            f[name][n] = value
+        self.num_clips = n + 1
+
+    def close(self) -> Path:
+        self._file.attrs["num_clips"] = self.num_clips
+        self._file.close()
+        os.replace(self.tmp_path, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._file.close()
+        self.tmp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> SplitWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class StoreSplit:
+    """Read one split file. The HDF5 handle opens lazily and again after a fork (DataLoader workers)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DataError(f"no store file {self.path}")
+        self._handle: h5py.File | None = None
+        self._pid = -1
+        try:
+            with h5py.File(self.path, "r") as f:
+                attrs = dict(f.attrs)
+                self.offsets = f["offsets"][:]
+                self.labels = f["labels"][:].astype(bool)
+                self.clip_ids = [s.decode() if isinstance(s, bytes) else s for s in f["clip_ids"][:]]
+                self.paths = [s.decode() if isinstance(s, bytes) else s for s in f["paths"][:]]
+        except (OSError, KeyError) as exc:
+            raise DataError(f"{self.path} is not a readable samplecnn store: {exc}") from None
+        if attrs.get("format") != FORMAT:
+            raise DataError(f"{self.path} is not a samplecnn store (no format={FORMAT} attribute)")
+        self.attrs = attrs
+        self.sample_rate = int(attrs["sample_rate"])
+        self.clip_samples = int(attrs.get("clip_samples", 0))
+        self.label_names: list[str] = json.loads(attrs["label_names"])
+        self.task: str = str(attrs["task"])
+        self.dataset: str = str(attrs.get("dataset", ""))
+        self.split: str = str(attrs.get("split", self.path.stem))
+        self.preprocess: dict = json.loads(attrs.get("preprocess", "{}"))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def num_clips(self) -> int:
+        return len(self)
+
+    @property
+    def clip_lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @property
+    def hours(self) -> float:
+        return float(self.offsets[-1]) / self.sample_rate / 3600.0
+
+    def _file(self) -> h5py.File:
+        if self._handle is None or self._pid != os.getpid():
+            self._handle = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._handle
+
+    def read(self, index: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Samples [start, stop) of clip `index` as int16 (stop defaults to the clip's end)."""
+        begin, end = int(self.offsets[index]), int(self.offsets[index + 1])
+        stop = end - begin if stop is None else min(stop, end - begin)
+        start = max(0, start)
+        if stop <= start:
+            return np.zeros(0, np.int16)
+        return self._file()["audio"][begin + start: begin + stop]
+
+    def read_float(self, index: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Like read(), as float32 in [-1, 1)."""
+        return self.read(index, start, stop).astype(np.float32) / 32768.0
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __getstate__(self):  # picklable for DataLoader workers: the handle is reopened there
+        state = dict(self.__dict__)
+        state["_handle"] = None
+        state["_pid"] = -1
+        return state
+
+
+class Store:
+    """A store folder: the split files that exist, checked to agree on rate, labels and task."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        if not self.directory.is_dir():
+            raise DataError(f"no store at {self.directory}",
+                            hint="preprocess a dataset with `samplecnn preprocess` first")
+        self.splits = {name: StoreSplit(self.directory / f"{name}.h5")
+                       for name in SPLITS if (self.directory / f"{name}.h5").is_file()}
+        if not self.splits:
+            raise DataError(f"{self.directory} holds no train.h5, valid.h5 or test.h5",
+                            hint="point --data at a folder written by `samplecnn preprocess`")
+        first = next(iter(self.splits.values()))
+        for split in self.splits.values():
+            if (split.sample_rate, split.label_names, split.task) != (first.sample_rate, first.label_names, first.task):
+                raise DataError(f"{split.path} disagrees with {first.path} on sample rate, labels or task")
+        self.sample_rate = first.sample_rate
+        self.label_names = first.label_names
+        self.task = first.task
+        self.dataset = first.dataset
+
+    def split(self, name: str) -> StoreSplit:
+        if name not in self.splits:
+            have = ", ".join(self.splits)
+            raise DataError(f"store {self.directory} has no '{name}' split (it has: {have})")
+        return self.splits[name]
+
+    def __iter__(self) -> Iterator[StoreSplit]:
+        return iter(self.splits.values())
+
+    def info(self) -> dict:
+        """Clips, hours and label counts per split (what `samplecnn datasets info` shows)."""
+        return {
+            "path": str(self.directory),
+            "dataset": self.dataset,
+            "sample_rate": self.sample_rate,
+            "task": self.task,
+            "label_names": self.label_names,
+            "splits": {
+                s.split: {
+                    "clips": len(s),
+                    "hours": round(s.hours, 4),
+                    "label_counts": dict(zip(self.label_names, s.labels.sum(axis=0).astype(int).tolist())),
+                }
+                for s in self
+            },
+        }

@@ -1,0 +1,49 @@
+"""The `samplecnn` command: a root Typer app with one thin module per command under commands/.
+
+Command modules import only typer/rich at module level (torch and friends inside the command), so
+`samplecnn --help` stays fast and no model plugin is imported for it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from samplecnn_cli import __version__
+from samplecnn_cli.cli import App, set_debug
+from samplecnn_cli.commands import models
+
+app = App(
+    name="samplecnn",
+    help="End-to-end music classification on raw waveforms: SampleCNN (Lee et al. 2018) and its baselines.",
+    add_completion=True,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"samplecnn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", "-V", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+) -> None:
+    """samplecnn: preprocess audio to HDF5, train sample-level CNNs, evaluate, extract, transfer, visualize."""
+    set_debug(debug)
+
+
+# -- command registration: one line per command module ---------------------------------------------
+app.add_typer(models.app, name="models", rich_help_panel="Models")
+
+
+def run() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,215 @@
+"""Run directories: what a run writes, and loading a trained model back from one.
+
+A run directory (training or transfer) holds:
+    config.toml          the fully resolved configuration (see `write_config`); config["kind"] is
+                         "train" (a waveform model) or "transfer" (an MLP over extracted features)
+    env.json             package versions, git commit, command line, host, seed
+    metrics.jsonl        one JSON object per epoch
+    checkpoints/best.pt  best weights by validation loss; checkpoints/last.pt: last epoch + trainer state
+    train.log            the log
+    metrics.json         written by `samplecnn evaluate` (song-level test metrics)
+Checkpoints hold only tensors and plain Python values, so they load with torch.load(weights_only=True).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from samplecnn_cli import __version__
+from samplecnn_cli.errors import RunError
+
+CHECKPOINT_FORMAT = "samplecnn-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+# -- writing ---------------------------------------------------------------------------------------
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename: the file is whole or old."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, default=_plain) + "\n")
+
+
+def write_config(run_dir: Path, config: dict) -> None:
+    """config.toml: TOML has no null, so None values are left out."""
+    atomic_write_text(Path(run_dir) / "config.toml", tomli_w.dumps(_drop_none(config)))
+
+
+def read_config(run_dir: Path) -> dict:
+    path = Path(run_dir) / "config.toml"
+    if not path.is_file():
+        raise RunError(f"{run_dir} is not a run directory (no config.toml)",
+                       hint="pass a folder written by `samplecnn train` or `samplecnn transfer`")
+    return tomllib.loads(path.read_text())
+
+
+def environment_info(seed: int | None = None) -> dict:
+    """Versions, git commit and command line: what env.json records for reproducibility."""
+    import h5py
+    import numpy
+    import sklearn
+    import torch
+    import torchaudio
+
+    return {
+        "samplecnn": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torchaudio": torchaudio.__version__,
+        "numpy": numpy.__version__,
+        "h5py": h5py.__version__,
+        "scikit-learn": sklearn.__version__,
+        "platform": platform.platform(),
+        "cpu_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "git_commit": git_commit(),
+        "command": sys.argv,
+        "seed": seed,
+    }
+
+
+def git_commit() -> str | None:
+    """The commit of the samplecnn source tree, when it is a git checkout."""
+    source = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=True)
+        dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def prepare_run_dir(run_dir: Path, resume: bool = False) -> Path:
+    """Create `run_dir`, refusing one that already holds a run unless resuming."""
+    run_dir = Path(run_dir)
+    exists = (run_dir / "config.toml").exists()
+    if exists and not resume:
+        raise RunError(f"{run_dir} already holds a run",
+                       hint="pass --resume to continue it, or --out with a new folder")
+    if resume and not exists:
+        raise RunError(f"nothing to resume in {run_dir} (no config.toml)")
+    if not exists and run_dir.exists() and any(run_dir.iterdir()):
+        raise RunError(f"{run_dir} exists and is not empty", hint="choose a new --out folder")
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+# -- checkpoints -----------------------------------------------------------------------------------
+def save_checkpoint(path: Path, *, model_name: str, model_kwargs: dict, state_dict: dict,
+                    label_names: list[str], task: str, sample_rate: int | None,
+                    kind: str = "train", extra: dict | None = None) -> None:
+    """Save weights plus what is needed to rebuild the model, atomically."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "kind": kind,
+        "model": {"name": model_name, "kwargs": _drop_none(model_kwargs)},
+        "state_dict": state_dict,
+        "label_names": list(label_names),
+        "task": task,
+        "sample_rate": sample_rate,
+        "samplecnn_version": __version__,
+        **(extra or {}),
+    }
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, map_location: str = "cpu") -> dict:
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: say so in one line
+        raise RunError(f"cannot read checkpoint {path}: {exc}") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise RunError(f"{path} is not a samplecnn checkpoint")
+    return payload
+
+
+def build_model(checkpoint: dict):
+    """Rebuild the model a checkpoint describes and load its weights."""
+    name, kwargs = checkpoint["model"]["name"], dict(checkpoint["model"]["kwargs"])
+    if checkpoint.get("kind") == "transfer":
+        from samplecnn_cli.models.transfer import TransferMLP
+
+        model = TransferMLP(**kwargs)
+    else:
+        from samplecnn_cli.registry import create_model
+
+        model = create_model(name, **kwargs)
+    model.load_state_dict(checkpoint["state_dict"])
+    return model
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    config: dict
+    model: Any  # torch.nn.Module in eval mode
+    model_name: str
+    kind: str  # "train" | "transfer"
+    label_names: list[str]
+    task: str
+    sample_rate: int | None
+    checkpoint: dict
+
+
+def load_run(run_dir: Path, which: str = "best", map_location: str = "cpu") -> LoadedRun:
+    """Load a run's config and its `which` ("best" or "last") checkpoint, model in eval mode."""
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    path = run_dir / "checkpoints" / f"{which}.pt"
+    if not path.is_file() and which == "best":
+        path = run_dir / "checkpoints" / "last.pt"
+    checkpoint = load_checkpoint(path, map_location)
+    model = build_model(checkpoint).eval()
+    return LoadedRun(
+        run_dir=run_dir, config=config, model=model, model_name=checkpoint["model"]["name"],
+        kind=checkpoint.get("kind", "train"), label_names=list(checkpoint["label_names"]),
+        task=checkpoint["task"], sample_rate=checkpoint.get("sample_rate"), checkpoint=checkpoint,
+    )
+
+
+def _drop_none(value):
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_drop_none(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _plain(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
