@@ -12,7 +12,7 @@ import typer
 
 from samplecnn_cli import __version__
 from samplecnn_cli.cli import App, set_debug
-from samplecnn_cli.commands import models
+from samplecnn_cli.commands import datasets, models, preprocess
 
 app = App(
     name="samplecnn",
@@ -39,6 +39,8 @@ def root(
 
 # -- command registration: one line per command module ---------------------------------------------
 app.add_typer(models.app, name="models", rich_help_panel="Models")
+app.command("preprocess", rich_help_panel="Data")(preprocess.preprocess)
+app.add_typer(datasets.app, name="datasets", rich_help_panel="Data")
 
 
 def run() -> None:

@@ -11,6 +11,12 @@ Layout of each file (format_version 1):
                preprocess (JSON of the settings), samplecnn_version, num_clips
 One flat int16 array with offsets keeps clips of any length and makes a random segment one
 contiguous read.
+
+Writer side (owned by preprocessing): `samplecnn preprocess` first writes part files
+`OUT/.parts/<fingerprint>/chunk-NNNNNN.h5` in this same layout (one per chunk of consecutive clips
+of one split, written atomically), with two extra attrs: `chunk` (int) and `failed` (JSON list of
+{path, reason}). When every chunk is there, `merge_parts` concatenates them, in chunk order, into
+`OUT/<split>.h5`, and the parts folder is removed. The reader never sees part files.
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ class SplitWriter:
     """Append clips to `<path>.tmp`; `close()` renames it to `path`, so a store file is whole or absent."""
 
     def __init__(self, path: Path, *, sample_rate: int, label_names: list[str], task: str,
-                 dataset: str, split: str, clip_samples: int = 0, preprocess: dict | None = None):
+                 dataset: str, split: str, clip_samples: int = 0, preprocess: dict | None = None,
+                 extra_attrs: dict | None = None):
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, not {task!r}")
         self.path = Path(path)
@@ -59,6 +66,8 @@ class SplitWriter:
             dataset=dataset, split=split, preprocess=json.dumps(preprocess or {}),
             samplecnn_version=__version__, num_clips=0,
         )
+        if extra_attrs:
+            f.attrs.update(extra_attrs)
         self._audio_end = 0
         self.num_clips = 0
 
@@ -80,6 +89,23 @@ class SplitWriter:
             f[name][n] = value
         self.num_clips = n + 1
 
+    def extend(self, audio: np.ndarray, offsets: np.ndarray, labels: np.ndarray,
+               clip_ids: list[str], paths: list[str]) -> None:
+        """Append many clips at once: `audio` flat int16, `offsets` (n + 1,) starting at 0."""
+        n_new = len(offsets) - 1
+        if n_new <= 0:
+            return
+        f, n, end = self._file, self.num_clips, self._audio_end
+        f["audio"].resize((end + audio.shape[0],))
+        f["audio"][end:] = audio
+        f["offsets"].resize((n + n_new + 1,))
+        f["offsets"][n + 1:] = np.asarray(offsets[1:], np.int64) + end
+        self._audio_end = end + audio.shape[0]
+        for name, value in (("labels", np.asarray(labels, bool)), ("clip_ids", clip_ids), ("paths", paths)):
+            f[name].resize((n + n_new, *f[name].shape[1:]))
+            f[name][n:] = value
+        self.num_clips = n + n_new
+
     def close(self) -> Path:
         self._file.attrs["num_clips"] = self.num_clips
         self._file.close()
@@ -98,6 +124,19 @@ class SplitWriter:
             self.close()
         else:
             self.abort()
+
+
+def merge_parts(parts: list[Path], path: Path, **writer_kwargs) -> int:
+    """Concatenate part files (same layout) into one split file at `path`, atomically. Returns clips."""
+    with SplitWriter(path, **writer_kwargs) as writer:
+        for part in parts:
+            with h5py.File(part, "r") as f:
+                if int(f.attrs.get("num_clips", len(f["offsets"]) - 1)) == 0:
+                    continue
+                writer.extend(f["audio"][:], f["offsets"][:], f["labels"][:],
+                              [s.decode() if isinstance(s, bytes) else s for s in f["clip_ids"][:]],
+                              [s.decode() if isinstance(s, bytes) else s for s in f["paths"][:]])
+        return writer.num_clips
 
 
 class StoreSplit:

@@ -110,12 +110,12 @@ class Folder(DatasetAdapter):
             train = [i for i, s in enumerate(splits) if s == "train"]
             carved = stratified_split([keys[i] for i in train], seed,
                                       {"train": 1 - VALID_FRACTION, "valid": VALID_FRACTION})
-            for i, s in zip(train, carved):
+            for i, s in zip(train, carved, strict=True):
                 splits[i] = s
             notes.append(f"no valid rows: moved a stratified {VALID_FRACTION:.0%} of train to valid (seed {seed})")
         items = []
         seen: set[str] = set()
-        for (source, labels, _, clip_id), split in zip(rows, splits):
+        for (source, labels, _, clip_id), split in zip(rows, splits, strict=True):
             path = Path(source).expanduser()
             path = path if path.is_absolute() else root / path
             clip_id = clip_id or str(Path(source).with_suffix("")).replace("\\", "/")
