@@ -1,0 +1,224 @@
+"""Plan and run a resolved recipe: each step runs or is skipped, the lock file remembers what ran.
+
+A step is skipped when its last successful run (in WORKDIR/recipe.lock.json) had the same command,
+the same fingerprints of its deps, and its outputs still exist with the fingerprints they had then.
+A step that declares no outputs always runs. The lock file is rewritten (atomically) after every
+step, so a recipe stopped at any point resumes with the first unfinished step.
+
+Steps run in this process by default (`samplecnn` is called like a library: no second torch import,
+which costs ~2 s per step, and smoke runs of 30-step recipes stay fast). Every command already turns
+its errors into an exit code, so a failing step stops the recipe with that code either way;
+`isolate=True` runs each step as `python -m samplecnn_cli ...` instead, for long real-data runs where
+a crash (or memory held by one training run) must not touch the next step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from samplecnn_cli.errors import RunError
+from samplecnn_cli.recipe.hashing import fingerprint, fingerprints
+from samplecnn_cli.recipe.resolve import ResolvedRecipe, Step
+
+LOCK_NAME = "recipe.lock.json"
+RESOLVED_NAME = "recipe.resolved.toml"
+SUMMARY_NAME = "recipe-summary.json"
+
+Runner = Callable[[list[str]], int]
+
+
+@dataclass
+class Decision:
+    step: Step
+    run: bool
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {**self.step.as_dict(), "action": "run" if self.run else "skip", "reason": self.reason}
+
+
+# -- the lock file --------------------------------------------------------------------------------
+def load_lock(workdir: Path) -> dict:
+    path = Path(workdir) / LOCK_NAME
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError:  # a damaged lock only costs re-running steps
+        return {}
+    return data.get("steps", {}) if isinstance(data, dict) else {}
+
+
+def save_lock(workdir: Path, recipe_name: str, steps: dict) -> None:
+    from samplecnn_cli.runs import write_json
+
+    write_json(Path(workdir) / LOCK_NAME, {"recipe": recipe_name, "steps": steps})
+
+
+# -- deciding -------------------------------------------------------------------------------------
+def decide(step: Step, entry: dict | None) -> tuple[bool, str]:
+    """(run?, why) for one step against its lock entry."""
+    if not entry:
+        return True, "not run yet"
+    if entry.get("command") != step.argv:
+        return True, "command changed"
+    old_deps = entry.get("deps", {})
+    for dep in step.deps:
+        now = fingerprint(dep)
+        if now is None:
+            return True, f"input missing: {dep}"
+        if old_deps.get(str(dep)) != now:
+            return True, f"input changed: {dep}"
+    if not step.outputs:
+        return True, "declares no outputs (always runs)"
+    old_outputs = entry.get("outputs", {})
+    for out in step.outputs:
+        now = fingerprint(out)
+        if now is None:
+            return True, f"output missing: {out}"
+        if old_outputs.get(str(out)) != now:
+            return True, f"output changed: {out}"
+    return False, "unchanged"
+
+
+def plan_steps(resolved: ResolvedRecipe) -> list[Decision]:
+    """What `run` would do now. A step reading what an earlier running step writes runs too."""
+    lock = load_lock(resolved.workdir)
+    dirty: list[tuple[Path, str]] = []
+    decisions = []
+    for step in resolved.steps:
+        run, reason = decide(step, lock.get(step.name))
+        upstream = next((name for out, name in dirty for dep in step.deps if _overlaps(dep, out)), None)
+        if upstream and (not run or reason.startswith("input missing")):
+            run, reason = True, f"after {upstream}"
+        if run:
+            dirty.extend((out, step.name) for out in step.outputs)
+        decisions.append(Decision(step, run, reason))
+    return decisions
+
+
+def _overlaps(a: Path, b: Path) -> bool:
+    return a == b or b in a.parents or a in b.parents
+
+
+# -- running ---------------------------------------------------------------------------------------
+def run_in_process(argv: list[str]) -> int:
+    """Call the samplecnn CLI like a library; its exit code (0 = success)."""
+    import typer.main
+
+    from samplecnn_cli.cli import debug_enabled, err_console
+    from samplecnn_cli.main import app
+
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=list(argv), prog_name="samplecnn", standalone_mode=False)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # click usage errors carry an exit code; anything else is a crash
+        code = getattr(exc, "exit_code", None)
+        if isinstance(code, int) and hasattr(exc, "show"):
+            exc.show()
+            return code
+        if debug_enabled():
+            raise
+        err_console.print(f"[bold red]Error:[/] {type(exc).__name__}: {exc}", highlight=False)
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def run_subprocess(argv: list[str]) -> int:
+    return subprocess.call([sys.executable, "-m", "samplecnn_cli", *argv])
+
+
+def run_recipe(resolved: ResolvedRecipe, *, runner: Runner = run_in_process,
+               echo: Callable[[str], None] = print) -> dict:
+    """Run the steps in order; returns the summary (also written to WORKDIR/recipe-summary.json)."""
+    import tomli_w
+
+    from samplecnn_cli.runs import atomic_write_text, write_json
+    from samplecnn_cli.workspace import ENV_VAR
+
+    resolved.check_datasets()
+    workdir = resolved.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(workdir / RESOLVED_NAME, "# written by `samplecnn recipe run`: the recipe with every "
+                      "variable substituted\n" + tomli_w.dumps(resolved.as_dict()))
+    lock = load_lock(workdir)
+    records = []
+    started = time.perf_counter()
+    total = len(resolved.steps)
+    previous_env = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = str(workdir)  # commands that fall back on "the workspace" stay inside workdir
+    try:
+        for number, step in enumerate(resolved.steps, 1):
+            run, reason = decide(step, lock.get(step.name))
+            head = f"[{number}/{total}] {step.name}"
+            if not run:
+                echo(f"{head}: skipped (unchanged)")
+                records.append({"name": step.name, "status": "skipped", "seconds": 0.0})
+                continue
+            missing = [dep for dep in step.deps if not dep.exists()]
+            if missing:
+                raise RunError(f"step '{step.name}': input {missing[0]} does not exist",
+                               hint="an earlier step should write it: check the recipe's deps and outputs")
+            echo(f"{head}: running ({reason})\n  $ samplecnn {shlex.join(step.argv)}")
+            if not step.keep_outputs:
+                _remove_stale_outputs(step, workdir)
+            dep_prints = fingerprints(step.deps)
+            t0 = time.perf_counter()
+            code = runner(step.argv)
+            seconds = round(time.perf_counter() - t0, 2)
+            if code != 0:
+                records.append({"name": step.name, "status": "failed", "exit_code": code, "seconds": seconds})
+                _write_summary(resolved, records, started, write_json)
+                raise RunError(f"step '{step.name}' failed with exit code {code}",
+                               hint="fix the cause and run the same command again: finished steps are skipped")
+            absent = [out for out in step.outputs if not out.exists()]
+            if absent:
+                raise RunError(f"step '{step.name}' succeeded but did not write its output {absent[0]}",
+                               hint="the recipe's 'outputs' must list what the command writes")
+            lock[step.name] = {"command": step.argv, "deps": dep_prints, "outputs": fingerprints(step.outputs),
+                               "seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            save_lock(workdir, resolved.recipe.name, lock)
+            records.append({"name": step.name, "status": "ran", "seconds": seconds})
+            echo(f"{head}: done in {seconds:.1f} s")
+    finally:
+        if previous_env is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = previous_env
+    return _write_summary(resolved, records, started, write_json)
+
+
+def _remove_stale_outputs(step: Step, workdir: Path) -> None:
+    """Commands refuse to overwrite a run or a toy dataset: a step that re-runs starts from a clean slate.
+    Only outputs inside the work folder are ever removed."""
+    import shutil
+
+    for out in step.outputs:
+        if workdir not in out.parents:
+            continue
+        if out.is_dir() and not out.is_symlink():
+            shutil.rmtree(out)
+        elif out.exists() or out.is_symlink():
+            out.unlink()
+
+
+def _write_summary(resolved: ResolvedRecipe, records: list[dict], started: float, write_json) -> dict:
+    summary = {"recipe": resolved.recipe.name, "smoke": resolved.smoke, "workdir": str(resolved.workdir),
+               "seconds": round(time.perf_counter() - started, 2),
+               "ran": sum(r["status"] == "ran" for r in records),
+               "skipped": sum(r["status"] == "skipped" for r in records),
+               "failed": sum(r["status"] == "failed" for r in records), "steps": records}
+    write_json(resolved.workdir / SUMMARY_NAME, summary)
+    return summary
