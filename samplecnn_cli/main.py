@@ -13,6 +13,7 @@ import typer
 from samplecnn_cli import __version__
 from samplecnn_cli.cli import App, set_debug
 from samplecnn_cli.commands import datasets, models, preprocess
+from samplecnn_cli.commands import demo, recipe
 
 app = App(
     name="samplecnn",
@@ -39,6 +40,8 @@ def root(
 
 # -- command registration: one line per command module ---------------------------------------------
 app.add_typer(models.app, name="models", rich_help_panel="Models")
+app.add_typer(recipe.app, name="recipe", rich_help_panel="Recipes")
+app.command("demo", rich_help_panel="Recipes")(demo.demo)
 app.command("preprocess", rich_help_panel="Data")(preprocess.preprocess)
 app.add_typer(datasets.app, name="datasets", rich_help_panel="Data")
 
