@@ -386,9 +386,10 @@ def resolve(dataset: str, root: str | Path | None, out: str | Path | None, sampl
         sample_rate = check_rate(sample_rate)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    adapter = get_adapter(dataset)
     configured = dict(workspace.datasets.get(dataset, {}))
-    merged = {k: v for k, v in configured.items() if k != "root"}
+    # [datasets.fsdd] adapter = "folder": a configured name can use any adapter
+    adapter = get_adapter(str(configured.get("adapter", dataset)))
+    merged = {k: v for k, v in configured.items() if k not in ("root", "adapter")}
     merged.update({k: v for k, v in options.items() if v is not None})
     if root is None:
         root = configured.get("root")
@@ -398,5 +399,6 @@ def resolve(dataset: str, root: str | Path | None, out: str | Path | None, sampl
         raise UsageError(f"no root folder for dataset '{dataset}'",
                          hint=f"pass --root DIR, or set [datasets.{dataset}] root = \"...\" in samplecnn.toml")
     manifest = adapter.load(Path(root).expanduser(), merged)
+    manifest.dataset = dataset
     out_dir = Path(out).expanduser() if out is not None else workspace.store_dir(dataset, sample_rate)
     return manifest, out_dir

@@ -87,6 +87,7 @@ def _drum_hit(n: int, sr: int, kick: bool, rng) -> np.ndarray:
 
 
 SYNTHS = {"flute": _flute, "organ": _organ, "pluck": _pluck}
+GATE = {"flute": 0.8, "organ": 0.8, "pluck": 1.0}  # fraction of the beat a note sounds
 
 
 def synthesize(tags: dict, seconds: float, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -100,12 +101,15 @@ def synthesize(tags: dict, seconds: float, sr: int, rng: np.random.Generator) ->
     scale = [m for m in range(low, high + 1) if (m - low) % 12 in PENTATONIC]
     for name in tags["instruments"]:
         voice = np.zeros(n)
+        note = -1
         for onset in onsets:
             start = int(onset * sr)
-            length = min(n - start, int(step * sr))
+            # sustained instruments stop a little early: the gap makes every onset (the rhythm) audible
+            length = min(n - start, int(step * sr * GATE[name]))
             if length <= 0:
                 continue
-            voice[start:start + length] += SYNTHS[name](_midi_hz(rng.choice(scale)), length, sr, rng)
+            note = rng.choice([m for m in scale if m != note])  # never the same note twice in a row
+            voice[start:start + length] += SYNTHS[name](_midi_hz(note), length, sr, rng)
         out += rng.uniform(0.6, 1.0) * voice / (np.abs(voice).max() + 1e-9)
     if tags["drums"]:
         drums = np.zeros(n)
@@ -174,7 +178,7 @@ class Toy(Folder):
     description = "generated multi-label demo set (instruments, registers, rhythms); made on first use"
     task = "multilabel"
     default_clip_seconds = None
-    options = ("seed",)
+    options = ("seed", "clips", "seconds")  # used when the dataset is generated
 
     def load(self, root: Path, options: dict) -> Manifest:
         root = Path(root).expanduser()
@@ -182,11 +186,12 @@ class Toy(Folder):
             if root.exists() and any(root.iterdir()):
                 raise DataError(f"{root} has no labels.csv and is not empty: not a toy dataset",
                                 hint="point --root at a folder made by `samplecnn datasets make-toy`, or a new one")
-            make_toy(root, seed=int(options.get("seed", 0) or 0))
+            make_toy(root, seed=int(options.get("seed", 0) or 0), clips=int(options.get("clips") or 240),
+                     seconds=float(options.get("seconds") or 3.5))
             note = f"generated the toy dataset in {root}"
         else:
             note = ""
-        manifest = super().load(root, {k: v for k, v in options.items() if k != "seed"})
+        manifest = super().load(root, {k: v for k, v in options.items() if k not in self.options})
         manifest.dataset = self.name
         if note:
             manifest.notes.insert(0, note)
