@@ -80,18 +80,29 @@ def split_tag(name: str) -> tuple[str, str | None]:
     return base, (tag or None)
 
 
+class _BadName(ValueError):
+    pass
+
+
 def parse_name(name: str) -> ModelSpec:
     """Parse a built-in name into a ModelSpec; UsageError (with close names) when it is not one."""
+    try:
+        return _parse(name)
+    except _BadName as exc:
+        raise UsageError(str(exc), hint=_hint(name)) from None
+
+
+def _parse(name: str) -> ModelSpec:
     base, _ = split_tag(name)
     base = resolve_alias(base)
     if m := _POWER.match(base):
         first, m_size, n = int(m.group(1) or m.group(2)), int(m.group(2)), int(m.group(3))
         if not 2 <= m_size <= 9:
-            raise UsageError(f"'{name}': filter size m={m_size} is outside 2..9", hint=_hint(name))
+            raise _BadName(f"'{name}': filter size m={m_size} is outside 2..9")
         if not 1 <= n <= 20:
-            raise UsageError(f"'{name}': n={n} modules is outside 1..20", hint=_hint(name))
+            raise _BadName(f"'{name}': n={n} modules is outside 1..20")
         if not 2 <= first <= 729:
-            raise UsageError(f"'{name}': first conv {first} is outside 2..729", hint=_hint(name))
+            raise _BadName(f"'{name}': first conv {first} is outside 2..729")
         return _sample_spec((first, *([m_size] * n)), name)
     if m := _DIGITS.match(base):
         filters = tuple(int(d) for d in m.group(1).split("-"))
@@ -100,14 +111,14 @@ def parse_name(name: str) -> ModelSpec:
         kind, window = m.group(1), int(m.group(2))
         hop = int(m.group(3) or window)
         return _frame_spec(kind, window, hop, name)
-    raise UsageError(f"unknown model '{name}'", hint=_hint(name))
+    raise _BadName(f"unknown model '{name}'")
 
 
 def _sample_spec(filters: tuple[int, ...], name: str) -> ModelSpec:
     if any(f < 2 for f in filters[1:]) or filters[0] < 2:
-        raise UsageError(f"'{name}': every filter size must be at least 2", hint=_hint(name))
+        raise _BadName(f"'{name}': every filter size must be at least 2")
     if len(filters) > 21 or math.prod(filters) > 1 << 22:
-        raise UsageError(f"'{name}': input of {math.prod(filters):,} samples is too large", hint=_hint(name))
+        raise _BadName(f"'{name}': input of {math.prod(filters):,} samples is too large")
     rest = filters[1:]
     if len(set(rest)) == 1:
         m, n = rest[0], len(rest)
@@ -121,14 +132,14 @@ def _frame_spec(kind: str, window: int, hop: int, name: str) -> ModelSpec:
     from samplecnn_cli.models.frame_level import N_FFT, modules_for
 
     if window < hop:
-        raise UsageError(f"'{name}': window {window} is shorter than hop {hop}", hint=_hint(name))
+        raise _BadName(f"'{name}': window {window} is shorter than hop {hop}")
     if kind == "mel" and window > N_FFT:
-        raise UsageError(f"'{name}': the mel window must be at most the FFT size {N_FFT}", hint=_hint(name))
+        raise _BadName(f"'{name}': the mel window must be at most the FFT size {N_FFT}")
     try:
         modules_for(FRAME_INPUT_SAMPLES, hop)
     except ValueError:
-        raise UsageError(f"'{name}': hop {hop} must be a power of 3 dividing {FRAME_INPUT_SAMPLES:,} "
-                         "(3, 9, 27, 81, 243, 729, ...)", hint=_hint(name)) from None
+        raise _BadName(f"'{name}': hop {hop} must be a power of 3 dividing {FRAME_INPUT_SAMPLES:,} "
+                         "(3, 9, 27, 81, 243, 729, ...)") from None
     canonical = f"frame-{kind}-{window}" if window == hop else f"frame-{kind}-{window}x{hop}"
     return ModelSpec(f"frame-{kind}", canonical, window=window, hop=hop)
 
@@ -202,8 +213,8 @@ def _check_free(name: str, provider: str, taken: dict[str, PluginModel]) -> None
 
 def _is_builtin(name: str) -> bool:
     try:
-        parse_name(name)
-    except UsageError:
+        _parse(name)
+    except _BadName:
         return False
     return True
 

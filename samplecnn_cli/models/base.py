@@ -35,8 +35,16 @@ class ConvModule(nn.Sequential):
     """[conv (filter k, stride 1, same padding) -> BN -> ReLU -> max-pool p]: one module of the paper."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, pool: int):
-        super().__init__(*conv_bn_relu(in_channels, out_channels, kernel, padding="same"), nn.MaxPool1d(pool))
+        # "same" padding; an even filter pads one more sample on the right, as padding="same" does,
+        # but explicitly (padding="same" with an even filter copies the input and warns).
+        layers = [] if kernel % 2 else [nn.ConstantPad1d(((kernel - 1) // 2, kernel // 2), 0.0)]
+        conv = nn.Conv1d(in_channels, out_channels, kernel, padding=kernel // 2 if kernel % 2 else 0)
+        super().__init__(*layers, conv, nn.BatchNorm1d(out_channels), nn.ReLU(inplace=True), nn.MaxPool1d(pool))
         self.kernel, self.pool, self.out_channels = kernel, pool, out_channels
+
+    @property
+    def conv(self) -> nn.Conv1d:
+        return self[-4]
 
 
 def channel_plan(stages: int) -> list[int]:
@@ -135,7 +143,7 @@ class WaveformClassifier(nn.Module):
         length = self.input_samples // self.front_reduction
         for module in self.modules_:
             length //= module.pool
-            conv = module[0]
+            conv = module.conv
             rows.append({
                 "layer": f"conv {module.kernel}-{module.out_channels}, maxpool {module.pool}",
                 "stride": f"1, {module.pool}", "output_length": length, "channels": module.out_channels,
