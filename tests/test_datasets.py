@@ -103,7 +103,7 @@ def test_toy_tags_are_audible_in_every_half_second(tmp_path):
             window = x[start:start + sr // 2]
             assert np.sqrt(np.mean(window ** 2)) > 0.01  # never silent
         frames = np.abs(x[: len(x) // 80 * 80]).reshape(-1, 80).max(axis=1)  # 10 ms frames
-        rises = int(np.sum((frames[1:] > 2.0 * frames[:-1] + 0.02)))
+        rises = int(np.sum(frames[1:] > 2.0 * frames[:-1] + 0.02))
         onsets_per_s = rises / 2.0
         assert onsets_per_s >= 4 if "fast" in r["tags"] else onsets_per_s <= 4, (r, onsets_per_s)
 
