@@ -100,7 +100,7 @@ def decode(path: str | Path, sample_rate: int, *, max_seconds: float | None = No
             raise AudioError(f"unreadable by libsndfile ({_short(exc)}) and ffmpeg ({_short(ff_exc)})") from None
     if data.shape[0] == 0:
         raise AudioError("no audio samples")
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    mono = downmix(data)
     if not np.all(np.isfinite(mono)):
         raise AudioError("decoded samples are not finite")
     if rate != sample_rate:
@@ -108,6 +108,18 @@ def decode(path: str | Path, sample_rate: int, *, max_seconds: float | None = No
     if max_seconds is not None:
         mono = mono[: int(round(max_seconds * sample_rate))]
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def downmix(data: np.ndarray) -> np.ndarray:
+    """(frames, channels) -> mono mean. Summing column by column: numpy's mean over a short last
+    axis is ~20x slower than the MP3 decoding itself."""
+    if data.shape[1] == 1:
+        return data[:, 0]
+    mono = data[:, 0].copy()
+    for channel in range(1, data.shape[1]):
+        mono += data[:, channel]
+    mono *= 1.0 / data.shape[1]
+    return mono
 
 
 def _short(exc: BaseException) -> str:
