@@ -106,6 +106,9 @@ def split_dir_option(options: dict, root: Path, *candidates: str) -> Path | None
         folder = Path(options["split_dir"]).expanduser()
         if not folder.is_dir():
             raise DataError(f"split folder {folder} does not exist", hint="check --split-dir")
+        for name in candidates:  # the parent of all split folders (music_dataset_split/) works too
+            if (folder / name).is_dir():
+                return folder / name
         return folder
     for name in candidates:
         folder = root / name
