@@ -1,0 +1,1 @@
+"""Song-level feature extraction, transfer learning and t-SNE (Sections 4.1, 5.5, 7)."""
