@@ -102,7 +102,8 @@ def _fingerprint(manifest: Manifest, sample_rate: int, clip_seconds: float | Non
     head = [manifest.dataset, manifest.label_names, manifest.task, sample_rate, clip_seconds, chunk_size, 1]
     h.update(json.dumps(head).encode())
     for it in manifest.items:
-        h.update(f"\n{it.clip_id}\t{it.path}\t{it.split}\t{it.labels}".encode())
+        # relative source, not the absolute path: shards on machines with other mount points agree
+        h.update(f"\n{it.clip_id}\t{it.source}\t{it.split}\t{it.labels}".encode())
     return h.hexdigest()[:16]
 
 

@@ -67,3 +67,21 @@ def test_decode_real_mtat_and_msd_mp3():
         x = audio.decode(mp3, 22050, max_seconds=29.1)
         assert 25 * 22050 < x.shape[0] <= int(round(29.1 * 22050))
         assert 0.01 < np.abs(x).max() <= 1.0
+
+
+def test_ffmpeg_fallback_used_when_libsndfile_fails(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_ffmpeg(path, max_seconds):
+        calls.append(path)
+        return np.full((16000, 1), 0.25, np.float32), 16000
+
+    monkeypatch.setattr(audio, "_read_ffmpeg", fake_ffmpeg)
+    bad = write_corrupt(tmp_path / "odd.flac")
+    x = audio.decode(bad, 8000, use_ffmpeg=True)
+    assert calls == [bad] and abs(x.shape[0] - 8000) <= 1 and np.allclose(x[100:-100], 0.25, atol=1e-3)
+
+
+def test_downmix_is_the_channel_mean():
+    data = np.stack([np.ones(10), 3 * np.ones(10), np.zeros(10)], axis=1).astype(np.float32)
+    assert np.allclose(audio.downmix(data), 4 / 3)
