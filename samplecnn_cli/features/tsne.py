@@ -19,12 +19,14 @@ from samplecnn_cli.errors import DataError, UsageError
 from samplecnn_cli.features.file import LAYERS, FeatureFile
 
 MIN_CLIPS = 4
+SMALL = 1000  # clips below which t-SNE runs single-threaded
 
 
 def tsne_plot(features_path: Path, out: Path, *, layer: int, labels: list[str], split: str = "test",
               run: str | None = None, poolings: tuple[str, ...] | None = None, perplexity: float = 30.0,
               seed: int = 0) -> dict:
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
     ff = FeatureFile(Path(features_path))
     if layer not in LAYERS:
@@ -52,7 +54,10 @@ def tsne_plot(features_path: Path, out: Path, *, layer: int, labels: list[str], 
     x = ff.read(split, blocks, rows=chosen.tolist()).astype(np.float64)
     x = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 1e-8, x.std(axis=0), 1.0)
     used_perplexity = float(min(perplexity, (len(chosen) - 1) / 3))
-    coords = TSNE(n_components=2, perplexity=used_perplexity, init="pca", random_state=seed).fit_transform(x)
+    # For a few hundred points one thread wins: OpenMP start-up and spinning waits dominate (50x on a busy CPU).
+    threads = 1 if len(chosen) < SMALL else None
+    with threadpool_limits(threads):
+        coords = TSNE(n_components=2, perplexity=used_perplexity, init="pca", random_state=seed).fit_transform(x)
 
     clip_ids = ff.clip_ids(split)
     point_labels = [labels[int(np.argmax(row))] for row in targets[chosen]]
