@@ -15,6 +15,7 @@ from samplecnn_cli.cli import App, set_debug
 from samplecnn_cli.commands import datasets, models, preprocess
 from samplecnn_cli.commands import demo, recipe
 from samplecnn_cli.commands import compare_features, extract, transfer, tsne
+from samplecnn_cli.commands import bench, evaluate, tag, train
 
 app = App(
     name="samplecnn",
@@ -45,6 +46,10 @@ app.add_typer(recipe.app, name="recipe", rich_help_panel="Recipes")
 app.command("demo", rich_help_panel="Recipes")(demo.demo)
 app.command("preprocess", rich_help_panel="Data")(preprocess.preprocess)
 app.add_typer(datasets.app, name="datasets", rich_help_panel="Data")
+app.command("train", rich_help_panel="Training")(train.train)
+app.command("evaluate", rich_help_panel="Training")(evaluate.evaluate)
+app.command("tag", rich_help_panel="Training")(tag.tag)
+app.add_typer(bench.app, name="bench", rich_help_panel="Training")
 app.command("extract", rich_help_panel="Features")(extract.extract)
 app.command("transfer", rich_help_panel="Features")(transfer.transfer)
 app.command("compare-features", rich_help_panel="Features")(compare_features.compare_features)

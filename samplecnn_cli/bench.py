@@ -1,0 +1,66 @@
+"""Throughput of the training step and of inference, through the very functions train/evaluate/tag run
+(training.steps.train_step and predict_segments), on synthetic segments of the model's input size."""
+
+from __future__ import annotations
+
+import time
+
+
+def bench(mode: str, model_name: str, *, batch_size: int = 23, precision: str = "auto", device: str = "auto",
+          steps: int = 5, warmup: int = 1, num_outputs: int = 50, task: str = "multilabel", seed: int = 0) -> dict:
+    """Segments per second of `mode` ("train" or "infer") for `model_name` at `batch_size`."""
+    import torch
+
+    from samplecnn_cli.errors import UsageError
+    from samplecnn_cli.registry import create_model
+    from samplecnn_cli.training.device import resolve_device, resolve_precision
+    from samplecnn_cli.training.steps import loss_function, predict_segments, train_step
+
+    if mode not in ("train", "infer"):
+        raise UsageError(f"unknown bench mode '{mode}'", hint="use train or infer")
+    if batch_size < 1 or steps < 1 or warmup < 0:
+        raise UsageError("--batch-size and --steps must be positive")
+    torch_device = resolve_device(device)
+    precision = resolve_precision(precision, torch_device)
+    torch.manual_seed(seed)
+    model = create_model(model_name, num_outputs=num_outputs).to(torch_device)
+    x = torch.randn(batch_size, model.input_samples) * 0.1
+    labels = torch.zeros(batch_size, num_outputs)
+    labels[torch.arange(batch_size), torch.randint(0, num_outputs, (batch_size,))] = 1.0
+    if mode == "train":
+        model.train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+        loss_fn = loss_function(task)
+        scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+
+        def step():
+            train_step(model, optimizer, loss_fn, x, labels, task=task, device=torch_device, precision=precision,
+                       scaler=scaler)
+    else:
+        model.eval()
+        segments = x.numpy()
+
+        def step():
+            predict_segments(model, segments, task=task, batch_size=batch_size, device=torch_device,
+                             precision=precision)
+
+    def sync():
+        if torch_device.type == "cuda":
+            torch.cuda.synchronize(torch_device)
+
+    began = time.perf_counter()
+    for _ in range(warmup):
+        step()
+    sync()
+    warmup_seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync()
+    seconds = time.perf_counter() - began
+    return {
+        "mode": mode, "model": model.name, "input_samples": model.input_samples, "batch_size": batch_size,
+        "precision": precision, "device": str(torch_device), "threads": torch.get_num_threads(), "steps": steps,
+        "warmup_seconds": round(warmup_seconds, 3), "seconds": round(seconds, 3),
+        "seconds_per_step": round(seconds / steps, 4), "segments_per_second": round(steps * batch_size / seconds, 2),
+    }

@@ -1,0 +1,1 @@
+"""Training: the paper's recipe (config, schedule), device/precision handling, DDP, the trainer."""

@@ -1,0 +1,65 @@
+"""Song-level prediction and the paper's metrics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from samplecnn_cli.data.store import Store
+from samplecnn_cli.evaluation.evaluate import evaluate_run
+from samplecnn_cli.evaluation.metrics import compute_metrics
+from samplecnn_cli.evaluation.predict import predict_split
+from samplecnn_cli.registry import create_model
+from tests._store_fixtures import make_store, train_tiny_run
+
+
+def test_multilabel_metrics_are_macro_averages_and_skip_one_class_labels():
+    rng = np.random.default_rng(0)
+    targets = rng.random((40, 4)) < 0.4
+    targets[:, 3] = False  # no positive: no AUC
+    scores = rng.random((40, 4))
+    m = compute_metrics(scores, targets, "multilabel", ["a", "b", "c", "d"])
+    assert m["skipped_labels"] == ["d"] and set(m["per_label"]) == {"a", "b", "c"}
+    assert m["roc_auc"] == pytest.approx(np.mean([roc_auc_score(targets[:, k], scores[:, k]) for k in range(3)]))
+    assert m["pr_auc"] == pytest.approx(np.mean([average_precision_score(targets[:, k], scores[:, k])
+                                                 for k in range(3)]))
+
+
+def test_multiclass_metrics_accuracy_f1_confusion():
+    targets = np.eye(3, dtype=bool)[[0, 0, 1, 2, 2]]
+    scores = np.eye(3)[[0, 1, 1, 2, 0]] * 0.9 + 0.05
+    m = compute_metrics(scores, targets, "multiclass", ["x", "y", "z"])
+    assert m["accuracy"] == pytest.approx(3 / 5)
+    assert m["confusion_matrix"] == [[1, 1, 0], [0, 1, 0], [1, 0, 1]]
+    assert m["macro_f1"] == pytest.approx(np.mean([0.5, 2 / 3, 2 / 3]))
+
+
+@pytest.mark.parametrize("task", ["multilabel", "multiclass"])
+def test_song_level_output_is_the_mean_over_all_segments(tmp_path, task):
+    split = Store(make_store(tmp_path, task=task, clips=(2, 2, 5), seconds=0.05)).split("test")
+    torch.manual_seed(0)
+    model = create_model("sample-3^3", num_outputs=3, sample_rate=8000).eval()
+    scores, targets = predict_split(model, split, batch_size=7)  # batches cross clip boundaries
+    assert targets.dtype == bool and np.array_equal(targets, split.labels)
+    for i in range(len(split)):
+        audio = split.read_float(i)
+        segs = torch.from_numpy(audio[: len(audio) // 81 * 81].reshape(-1, 81))
+        with torch.no_grad():
+            logits = model(segs)
+        expected = (torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, 1)).mean(0)
+        np.testing.assert_allclose(scores[i], expected.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_evaluate_run_writes_metrics_and_predictions(tmp_path):
+    run = train_tiny_run(tmp_path, task="multiclass", epochs=1)
+    metrics = evaluate_run(run, "test", device="cpu")
+    assert json.loads((run / "metrics.json").read_text())["accuracy"] == metrics["accuracy"]
+    saved = np.load(run / "predictions-test.npz")
+    assert saved["scores"].shape == (4, 3) and saved["targets"].dtype == bool
+    np.testing.assert_allclose(saved["scores"].sum(axis=1), 1.0, rtol=1e-5)  # softmax means
+    valid = evaluate_run(run, "valid", device="cpu")
+    assert (run / "metrics-valid.json").is_file() and valid["split"] == "valid"
