@@ -257,7 +257,7 @@ class Store:
                 s.split: {
                     "clips": len(s),
                     "hours": round(s.hours, 4),
-                    "label_counts": dict(zip(self.label_names, s.labels.sum(axis=0).astype(int).tolist())),
+                    "label_counts": dict(zip(self.label_names, s.labels.sum(axis=0).astype(int).tolist(), strict=True)),
                 }
                 for s in self
             },
