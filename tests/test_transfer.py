@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,3 +154,17 @@ def test_checkpoint_rebuilds_the_standardising_mlp(tmp_path):
     assert rebuilt.feature_std[2] == 1.0  # a constant column is not divided by zero
     x = torch.randn(3, 5)
     torch.testing.assert_close(rebuilt(x), model.eval()(x))
+
+
+def test_several_feature_files_combine_column_wise(pipeline):
+    root = pipeline["root"]
+    files = []
+    for run_dir in pipeline["runs"]:
+        files.append(root / f"{run_dir.name}.h5")
+        extract_features([run_dir], pipeline["store"], files[-1], layers=(-1,), poolings=("max",), batch_size=64)
+    summary = train_transfer(files, root / "two-files", hidden=16, epochs=2)
+    assert summary["columns"] == 1024
+    blocks = runs.read_config(root / "two-files")["features"]["blocks"]
+    assert [(Path(b["file"]).name, b["run"]) for b in blocks] == [("small.h5", "small"), ("large.h5", "large")]
+    scores, targets = predict_transfer_split(runs.load_run(root / "two-files"), "valid")
+    assert scores.shape == targets.shape == (3, 3)
