@@ -1,0 +1,260 @@
+"""The report's tables as data: the run table and the paper's Tables 2, 4, 5, 6 beside the given runs.
+
+A table is {"id", "title", "columns", "rows" (lists of plain values), "note"}; HTML and Markdown are
+rendered from it, and report.json holds it as is.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from samplecnn_cli.report.collect import Collected, RunData
+
+# Table 4 and Table 6 of the paper (PAPER-FACTS.md); Tables 2 and 5 come from the registry catalogue.
+PAPER_TABLE4 = [("3^9", 0.9046), ("3^8 + 3^9", 0.9061), ("2^13, 2^14, 3^8, 3^9", 0.9061),
+                ("2^13, 2^14, 3^8, 3^9, 4^6, 4^7, 5^5, 5^6", 0.9064)]
+PAPER_TABLE6_COLUMNS = ["features", "GTZAN acc", "MTAT AUC", "TAGTRAUM acc", "MSD AUC"]
+PAPER_TABLE6 = [
+    ["SampleCNN 3^9 trained directly", None, 0.9055, None, 0.8812],
+    ["-3 layer", 0.778, 0.8988, 0.760, 0.8831],
+    ["-2 layer", 0.811, 0.8998, 0.768, 0.8838],
+    ["-1 layer", 0.821, 0.8976, 0.768, 0.8842],
+    ["last 3 layers", 0.805, 0.9018, 0.768, 0.8842],
+    ["prior multi-level multi-scale (mel, MSD)", 0.720, 0.9021, 0.766, 0.8878],
+]
+REFERENCE_RATE = 22050
+
+
+def table(table_id: str, title: str, columns: list[str], rows: list[list[Any]], note: str = "") -> dict:
+    return {"id": table_id, "title": title, "columns": columns, "rows": rows, "note": note}
+
+
+# -- per-run facts ---------------------------------------------------------------------------------
+def main_metric(run: RunData) -> tuple[str, float | None]:
+    """The paper's metric for the run's task: ROC-AUC (multi-label) or accuracy (single-label)."""
+    m = run.metrics
+    if "roc_auc" in m or run.task == "multilabel":
+        return "ROC-AUC", _num(m.get("roc_auc"))
+    if "accuracy" in m or run.task == "multiclass":
+        return "accuracy", _num(m.get("accuracy"))
+    return "metric", None
+
+
+def params(run: RunData) -> int | None:
+    if run.summary.get("params"):
+        return int(run.summary["params"])
+    try:  # older runs: rebuild the (untrained) model to count
+        from samplecnn_cli.registry import create_model
+
+        kwargs = {k: v for k, v in (run.config.get("model_kwargs") or {}).items()}
+        return int(create_model(run.model, **kwargs).num_params())
+    except Exception:  # a plugin or transfer model we cannot rebuild: leave blank
+        return None
+
+
+def training_seconds(run: RunData) -> float | None:
+    total = run.summary.get("total_seconds")
+    if total is None and run.epochs:
+        total = sum(float(e.get("seconds", 0)) for e in run.epochs) or None
+    return _num(total)
+
+
+def epochs(run: RunData) -> int | None:
+    if run.summary.get("epochs") is not None:
+        return int(run.summary["epochs"])
+    return len(run.epochs) or None
+
+
+def seconds_per_epoch(run: RunData) -> float | None:
+    """Mean pure-training seconds per epoch (what the training-time ratio compares: runs stop at
+    different epochs, so totals would mix speed with the stopping point)."""
+    values = [float(e["train_seconds"]) for e in run.epochs if e.get("train_seconds") is not None]
+    if values:
+        return sum(values) / len(values)
+    total, n = training_seconds(run), epochs(run)
+    return total / n if total and n else None
+
+
+def canonical(run: RunData) -> str:
+    from samplecnn_cli.registry import canonical_name
+
+    try:
+        return canonical_name(run.model)
+    except Exception:
+        return run.model
+
+
+def _num(value) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value
+
+
+def _r(value, digits: int = 4):
+    return None if value is None else round(float(value), digits)
+
+
+# -- tables ------------------------------------------------------------------------------------------
+def run_table(runs: list[RunData]) -> dict:
+    rows = []
+    for run in runs:
+        name, value = main_metric(run)
+        second = ("PR-AUC", run.metrics.get("pr_auc")) if name == "ROC-AUC" else ("macro F1", run.metrics.get("macro_f1"))
+        seconds = training_seconds(run)
+        rows.append([run.name, run.kind, run.model, run.config.get("dataset") or "", run.sample_rate,
+                     params(run), _r(seconds, 1), epochs(run), run.summary.get("best_epoch"),
+                     f"{name} {value:.4f}" if value is not None else "not evaluated",
+                     f"{second[0]} {float(second[1]):.4f}" if second[1] is not None else ""])
+    return table("runs", "Runs", ["run", "kind", "model", "dataset", "sample rate (Hz)", "parameters",
+                                  "training time (s)", "epochs", "best epoch", "metric", "second metric"], rows,
+                 "Metrics are song-level on the test split (metrics.json from `samplecnn evaluate`).")
+
+
+def table2(runs: list[RunData]) -> dict | None:
+    """Table 2: every configuration of the paper, with the metric of the given runs of that configuration."""
+    from samplecnn_cli.registry import catalogue, parse_name
+
+    ours: dict[str, list[str]] = {}
+    for run in runs:
+        name, value = main_metric(run)
+        if run.kind == "train" and value is not None:
+            ours.setdefault(canonical(run), []).append(f"{value:.4f} ({name}, {run.config.get('dataset') or '?'})")
+    rows = []
+    for entry in catalogue()["models"].values():
+        if "Table 2" not in entry.table:
+            continue
+        spec = parse_name(entry.name)
+        if spec.family == "sample":
+            n, window, hop = len(spec.filters) - 1, spec.filters[0], spec.filters[0]
+        else:
+            window, hop = spec.window, spec.hop
+            n = round(math.log(59049 // hop, 3))
+        family = {"sample": "sample-level", "frame-mel": "frame-level mel", "frame-raw": "frame-level raw"}[spec.family]
+        rows.append([family, entry.name, n, window, hop, entry.paper_auc, "; ".join(ours.get(entry.name, [])) or None])
+    if not any(r[-1] for r in rows):
+        return None
+    return table("table2", "Table 2: configurations (59,049-sample input)",
+                 ["model", "name", "n", "window / filter", "hop / stride", "paper MTAT AUC", "this report"], rows,
+                 "The paper's numbers are ROC-AUC on MTAT; this report's are the given runs' metric on their dataset.")
+
+
+def table5(runs: list[RunData]) -> dict | None:
+    """Table 5: sample rate vs training-time ratio and metric; ratio relative to the 22,050 Hz run, else
+    to the slowest run."""
+    from samplecnn_cli.registry import catalogue, config_for_rate, parse_name
+
+    sample_runs = []
+    for run in runs:
+        try:
+            family = parse_name(run.model).family
+        except Exception:
+            continue
+        if run.kind == "train" and family == "sample" and run.sample_rate:
+            sample_runs.append(run)
+    if not sample_runs:
+        return None
+    speed = {id(r): seconds_per_epoch(r) for r in sample_runs}
+    timed = [r for r in sample_runs if speed[id(r)]]
+    reference = next((r for r in timed if r.sample_rate == REFERENCE_RATE), None)
+    if reference is None and timed:
+        reference = max(timed, key=lambda r: speed[id(r)])
+    ref_seconds = speed[id(reference)] if reference else None
+    by_rate: dict[int, list[RunData]] = {}
+    for run in sample_runs:
+        by_rate.setdefault(run.sample_rate, []).append(run)
+    paper_rates = {e.sample_rate for e in catalogue()["models"].values() if e.table.startswith("Table 3")}
+    rows = []
+    for rate in sorted(paper_rates | {REFERENCE_RATE} | set(by_rate)):
+        entry = config_for_rate(rate)
+        paper_ratio = entry.train_time_ratio if entry and entry.train_time_ratio else (1.0 if rate == REFERENCE_RATE else None)
+        for run in by_rate.get(rate) or [None]:
+            if run is None:
+                rows.append([rate, entry.name if entry else "", None, None, None, paper_ratio,
+                             entry.paper_auc if entry else None])
+                continue
+            name, value = main_metric(run)
+            ratio = speed[id(run)] / ref_seconds if speed[id(run)] and ref_seconds else None
+            rows.append([rate, run.model, _r(speed[id(run)], 2), _r(ratio, 2),
+                         f"{value:.4f} ({name})" if value is not None else None, paper_ratio,
+                         entry.paper_auc if entry else None])
+    ref_text = f"{reference.name} ({reference.sample_rate:,} Hz)" if reference else "none (no timings)"
+    return table("table5", "Table 5: sample rate vs training time and metric",
+                 ["sample rate (Hz)", "model", "s / epoch", "time ratio", "this report", "paper time ratio",
+                  "paper MTAT AUC"], rows,
+                 f"Time ratio = mean training seconds per epoch relative to {ref_text}.")
+
+
+def paper_table4() -> dict:
+    return table("table4-paper", "Table 4 (paper): multi-scale feature combinations, MTAT AUC",
+                 ["features (models)", "paper MTAT AUC"], [list(r) for r in PAPER_TABLE4])
+
+
+def paper_table6() -> dict:
+    return table("table6-paper", "Table 6 (paper): transfer from 3^9 pre-trained on MSD",
+                 PAPER_TABLE6_COLUMNS, [list(r) for r in PAPER_TABLE6])
+
+
+def feature_table(entry: dict, index: int) -> dict | None:
+    """A compare-features table.json, whatever its exact shape: rows of dicts, or columns + rows."""
+    data = entry["data"]
+    title = f"Feature combinations: {entry['path'].name}"
+    if isinstance(data, dict):
+        title = str(data.get("title") or title)
+        rows = data.get("rows") if "rows" in data else data.get("results")
+        columns = data.get("columns")
+    else:
+        rows, columns = data, None
+    if not isinstance(rows, list) or not rows:
+        return None
+    if all(isinstance(r, dict) for r in rows):
+        columns = columns if isinstance(columns, list) and all(isinstance(c, str) for c in columns) else None
+        columns = columns or list(dict.fromkeys(k for r in rows for k in r if not isinstance(r[k], (dict, list))))
+        body = [[_cell(r.get(c)) for c in columns] for r in rows]
+    elif isinstance(columns, list):
+        body = [[_cell(v) for v in r] for r in rows if isinstance(r, list)]
+    else:
+        return None
+    return table(f"features-{index}", title, [str(c) for c in columns], body, f"From {entry['path']}/table.json")
+
+
+def transfer_table(runs: list[RunData]) -> dict | None:
+    """Transfer runs (Table 6 style): features used and the metric."""
+    rows = []
+    for run in runs:
+        if run.kind != "transfer":
+            continue
+        name, value = main_metric(run)
+        features = run.config.get("features") or run.config.get("data") or ""
+        layers = run.config.get("layers") or run.config.get("feature_layers") or ""
+        rows.append([run.name, run.config.get("dataset") or "", _cell(features), _cell(layers),
+                     f"{value:.4f} ({name})" if value is not None else None])
+    if not rows:
+        return None
+    return table("transfer", "Transfer runs (Table 6 style)", ["run", "dataset", "features", "layers", "metric"], rows)
+
+
+def _cell(value):
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return value
+
+
+def build_tables(collected: Collected) -> list[dict]:
+    runs = collected.runs
+    tables = [run_table(runs)] if runs else []
+    for maker in (table2, table5, transfer_table):
+        made = maker(runs)
+        if made:
+            tables.append(made)
+    features = [t for i, e in enumerate(collected.feature_tables) if (t := feature_table(e, i))]
+    tables += features
+    if features or any(r.kind == "transfer" for r in runs):
+        tables += [paper_table4(), paper_table6()]
+    return tables
