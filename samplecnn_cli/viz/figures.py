@@ -14,6 +14,7 @@ matplotlib.use("Agg")  # before pyplot: never open a window, work on headless ma
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from samplecnn_cli.viz.filters import LayerFilters  # noqa: E402
 
@@ -121,6 +122,7 @@ def training_curves_figure(curves: dict[str, dict[str, list[float]]]):
                 ax.plot(curve["epoch"][: len(values)], values, style, marker="o", markersize=3,
                         label=f"{label} ({key.replace('_', ' ')})")
     ax.set_title("Training curves")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (cross-entropy, nats)")
     ax.grid(alpha=0.3)
