@@ -12,10 +12,10 @@ import typer
 
 from samplecnn_cli import __version__
 from samplecnn_cli.cli import App, set_debug
-from samplecnn_cli.commands import datasets, models, preprocess
-from samplecnn_cli.commands import demo, recipe
-from samplecnn_cli.commands import compare_features, extract, transfer, tsne
+from samplecnn_cli.commands import datasets, demo, models, preprocess, recipe
+from samplecnn_cli.commands import report, visualize
 from samplecnn_cli.commands import bench, evaluate, tag, train
+from samplecnn_cli.commands import compare_features, extract, transfer, tsne
 
 app = App(
     name="samplecnn",
@@ -41,6 +41,8 @@ def root(
 
 
 # -- command registration: one line per command module ---------------------------------------------
+app.command("visualize-filters", rich_help_panel="Figures & reports")(visualize.visualize_filters)
+app.command("report", rich_help_panel="Figures & reports")(report.report)
 app.add_typer(models.app, name="models", rich_help_panel="Models")
 app.add_typer(recipe.app, name="recipe", rich_help_panel="Recipes")
 app.command("demo", rich_help_panel="Recipes")(demo.demo)
