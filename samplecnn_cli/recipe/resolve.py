@@ -15,10 +15,9 @@ A string that is exactly one `${list}` expands to one argument per element; an a
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import tomllib
 
 from samplecnn_cli.errors import DataError, UsageError
 from samplecnn_cli.recipe.spec import Recipe
@@ -37,7 +36,7 @@ class Step:
     minutes: float = 0.0
     disk_gb: float = 0.0
     basis: str = ""
-    keep_outputs: bool = False
+    clean: list[Path] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"name": self.name, "command": ["samplecnn", *self.argv], "deps": [str(p) for p in self.deps],
@@ -183,11 +182,20 @@ def _make_step(raw: dict, name: str, scope: dict, label: str) -> Step:
         deps=[_as_path(p) for p in _expand_args(raw.get("deps", []), scope, label)],
         outputs=[_as_path(p) for p in _expand_args(raw.get("outputs", []), scope, label)],
         help=raw.get("help", ""),
-        minutes=float(estimate.get("minutes", 0)),
-        disk_gb=float(estimate.get("disk_gb", 0)),
+        minutes=_number(estimate.get("minutes", 0), scope, label),
+        disk_gb=_number(estimate.get("disk_gb", 0), scope, label),
         basis=estimate.get("basis", ""),
-        keep_outputs=raw.get("keep_outputs", False),
+        clean=[_as_path(p) for p in _expand_args(raw.get("clean", raw.get("outputs", [])), scope, label)],
     )
+
+
+def _number(value, scope: dict, label: str) -> float:
+    """An estimate: a number, or a variable holding one (e.g. "${item.disk_gb}")."""
+    value = _expand(value, scope, label)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{label}: estimate {value!r} is not a number") from None
 
 
 def _expand_args(args: list, scope: dict, label: str) -> list[str]:

@@ -172,8 +172,7 @@ def run_recipe(resolved: ResolvedRecipe, *, runner: Runner = run_in_process,
                 raise RunError(f"step '{step.name}': input {missing[0]} does not exist",
                                hint="an earlier step should write it: check the recipe's deps and outputs")
             echo(f"{head}: running ({reason})\n  $ samplecnn {shlex.join(step.argv)}")
-            if not step.keep_outputs:
-                _remove_stale_outputs(step, workdir)
+            _clean(step, workdir)
             dep_prints = fingerprints(step.deps)
             t0 = time.perf_counter()
             code = runner(step.argv)
@@ -200,12 +199,13 @@ def run_recipe(resolved: ResolvedRecipe, *, runner: Runner = run_in_process,
     return _write_summary(resolved, records, started, write_json)
 
 
-def _remove_stale_outputs(step: Step, workdir: Path) -> None:
-    """Commands refuse to overwrite a run or a toy dataset: a step that re-runs starts from a clean slate.
-    Only outputs inside the work folder are ever removed."""
+def _clean(step: Step, workdir: Path) -> None:
+    """Commands refuse to overwrite a run or a toy dataset, so a step that runs again first removes its
+    `clean` paths (by default its outputs; `clean = []` for commands that resume by themselves, such as
+    preprocess). Only paths inside the work folder are ever removed."""
     import shutil
 
-    for out in step.outputs:
+    for out in step.clean:
         if workdir not in out.parents:
             continue
         if out.is_dir() and not out.is_symlink():

@@ -7,15 +7,14 @@ halfway through a day of training.
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import tomllib
 
 from samplecnn_cli.errors import UsageError
 
 TOP_KEYS = {"title", "description", "reproduces", "cost", "vars", "smoke", "datasets", "steps"}
-STEP_KEYS = {"name", "help", "command", "deps", "outputs", "foreach", "when", "estimate", "keep_outputs"}
+STEP_KEYS = {"name", "help", "command", "deps", "outputs", "foreach", "when", "estimate", "clean"}
 DATASET_KEYS = {"path", "about", "get"}
 ESTIMATE_KEYS = {"minutes", "disk_gb", "basis"}
 WHEN = ("always", "smoke", "full")
@@ -129,19 +128,17 @@ def _check_steps(recipe: Recipe, where: str) -> None:
                              hint='e.g. command = ["train", "${model}", "--data", "${store}"]')
         if not isinstance(command[0], str) or command[0] in ("samplecnn", "python"):
             raise UsageError(f"{label}: 'command' starts with the samplecnn subcommand, e.g. \"train\"")
-        for key in ("deps", "outputs"):
+        for key in ("deps", "outputs", "clean"):
             value = step.get(key, [])
             if not isinstance(value, list) or not all(_is_arg(a) for a in value):
                 raise UsageError(f"{label}: '{key}' must be a list of paths")
         if "foreach" in step and not isinstance(step["foreach"], str):
             raise UsageError(f"{label}: 'foreach' names a list variable, e.g. foreach = \"rates\"")
-        if not isinstance(step.get("keep_outputs", False), bool):
-            raise UsageError(f"{label}: 'keep_outputs' must be true or false")
         if step.get("when", "always") not in WHEN:
             raise UsageError(f"{label}: 'when' must be one of {', '.join(WHEN)}")
         estimate = step.get("estimate", {})
         if not isinstance(estimate, dict) or set(estimate) - ESTIMATE_KEYS or not all(
-                isinstance(estimate.get(k, 0), int | float) for k in ("minutes", "disk_gb")):
+                isinstance(estimate.get(k, 0), int | float | str) for k in ("minutes", "disk_gb")):
             raise UsageError(f"{label}: 'estimate' is {{ minutes = N, disk_gb = X, basis = \"...\" }}")
 
 
