@@ -63,8 +63,9 @@ def write_run(run_dir: Path, model: str, sample_rate: int, *, task: str = "multi
     if with_extras:
         _png(run_dir / "filters" / "layer1-spectra.png", "spectra")
         runs.write_json(run_dir / "filters" / "filters.json", {"layers": []})
-        _png(run_dir / "tsne" / "fig.png", "tsne")
-        runs.write_json(run_dir / "tsne" / "fig.json", {"title": "t-SNE piano vs techno"})
+        _png(run_dir / "tsne" / "piano-techno.png", "tsne")  # as `samplecnn tsne --out tsne/piano-techno.png`
+        runs.write_json(run_dir / "tsne" / "piano-techno.json",
+                        {"points": [{"clip_id": "a", "label": "piano", "x": 0.0, "y": 1.0}]})
     return run_dir
 
 
@@ -103,8 +104,13 @@ def report(tmp_path_factory):
     r8 = write_run(root / "r8k", "sample-8k", 8000, epoch_seconds=5.0, auc=0.88, with_extras=False)
     rc = write_run(root / "rgenre", "frame-raw-243", 22050, task="multiclass", epoch_seconds=4.0, with_extras=False)
     features = root / "compare"
-    runs.write_json(features / "table.json", {"title": "Table 4 here", "rows": [
-        {"features": "3^9", "roc_auc": 0.81}, {"features": "3^8 + 3^9", "roc_auc": 0.83}]})
+    # the shape `samplecnn compare-features` writes
+    runs.write_json(features / "table.json", {"dataset": "synthetic", "task": "multilabel",
+                                              "metrics": ["roc_auc", "pr_auc"], "rows": [
+        {"features": "-1 layer", "run_dir": "x", "columns": 1024, "roc_auc": 0.81, "pr_auc": 0.4, "paper": 0.8976,
+         "paper_source": "Table 6", "epochs": 3, "seconds": 1.5},
+        {"features": "last 3 layers", "run_dir": "y", "columns": 3072, "roc_auc": 0.83, "pr_auc": 0.5,
+         "paper": 0.9018, "paper_source": "Table 6", "epochs": 3, "seconds": 2.0}]})
     out = root / "out"
     data = build_report([r22, r8, rc, features, root / "missing"], out, title="Test report")
     return out, data
@@ -138,7 +144,9 @@ def test_paper_numbers_beside_the_runs(report):
     assert t5[(22050, "sample-3^9")][3] == pytest.approx(1.0)
     assert t5[(8000, "sample-8k")][3] == pytest.approx(0.5)  # 5 s / 10 s per epoch
     assert t5[(8000, "sample-8k")][5] == pytest.approx(0.55) and t5[(8000, "sample-8k")][6] == pytest.approx(0.9031)
-    assert len(tables["features-0"]["rows"]) == 2
+    features = tables["features-0"]
+    assert features["columns"][:4] == ["features", "columns", "roc_auc", "pr_auc"]
+    assert features["rows"][1][:4] == ["last 3 layers", 3072, 0.83, 0.5] and 0.9018 in features["rows"][1]
     assert any("missing" in s for s in data["skipped"])
     saved = json.loads(Path(data["html"]).with_name("report.json").read_text())
     assert saved["tables"] == json.loads(json.dumps(data["tables"]))

@@ -3,7 +3,7 @@
 A report input is one of:
   - a run directory (config.toml): training or transfer run; everything else in it is optional
   - a compare-features folder (table.json, optional table.md)
-  - a t-SNE folder (fig.png + fig.json)
+  - a t-SNE figure (`samplecnn tsne` output: X.png + X.json with "points"), or a folder holding one
 Anything else is skipped with a reason.
 """
 
@@ -87,17 +87,26 @@ def _read_jsonl(path: Path, skipped: list[str]) -> list[dict]:
     return rows
 
 
+def _tsne_meta(png: Path) -> dict | None:
+    """The JSON beside a t-SNE PNG (`samplecnn tsne` writes <stem>.json with "points"), else None."""
+    meta_path = png.with_suffix(".json")
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) and "points" in meta else None
+
+
 def _tsne_in(folder: Path) -> list[dict]:
+    """t-SNE figures in `folder` and up to TSNE_DEPTH levels below it."""
     found = []
-    for meta_path in sorted(folder.glob("fig.json")) + sorted(
-            p for depth in range(1, TSNE_DEPTH + 1) for p in folder.glob("/".join(["*"] * depth) + "/fig.json")):
-        png = meta_path.with_name("fig.png")
-        if png.is_file():
-            try:
-                meta = json.loads(meta_path.read_text())
-            except (OSError, ValueError):
-                meta = {}
-            found.append({"path": meta_path.parent, "png": png, "meta": meta if isinstance(meta, dict) else {}})
+    pngs = [p for depth in range(TSNE_DEPTH + 1) for p in sorted(folder.glob("/".join(["*"] * depth + ["*.png"])))]
+    for png in pngs:
+        meta = _tsne_meta(png)
+        if meta is not None:
+            found.append({"path": png.parent, "png": png, "meta": meta})
     return found
 
 
@@ -129,8 +138,11 @@ def collect(paths: list[Path]) -> Collected:
         if path.resolve() in seen:
             continue
         seen.add(path.resolve())
+        if path.is_file() and path.suffix == ".png" and (meta := _tsne_meta(path)) is not None:
+            out.tsne.append({"path": path.parent, "png": path, "meta": meta})
+            continue
         if not path.is_dir():
-            out.skipped.append(f"{path}: not a folder")
+            out.skipped.append(f"{path}: not a folder (nor a t-SNE PNG with its JSON)")
             continue
         if (path / "config.toml").is_file():
             try:
@@ -148,5 +160,5 @@ def collect(paths: list[Path]) -> Collected:
         if tsne:
             out.tsne.extend(tsne)
             continue
-        out.skipped.append(f"{path}: no config.toml, table.json or fig.json + fig.png")
+        out.skipped.append(f"{path}: no config.toml, table.json or t-SNE PNG + JSON")
     return out

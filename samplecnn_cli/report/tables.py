@@ -54,7 +54,7 @@ def params(run: RunData) -> int | None:
 
 
 def training_seconds(run: RunData) -> float | None:
-    total = run.summary.get("total_seconds")
+    total = run.summary.get("total_seconds", run.summary.get("train_seconds"))
     if total is None and run.epochs:
         total = sum(float(e.get("seconds", 0)) for e in run.epochs) or None
     return _num(total)
@@ -202,9 +202,12 @@ def feature_table(entry: dict, index: int) -> dict | None:
     data = entry["data"]
     title = f"Feature combinations: {entry['path'].name}"
     if isinstance(data, dict):
-        title = str(data.get("title") or title)
         rows = data.get("rows") if "rows" in data else data.get("results")
         columns = data.get("columns")
+        if isinstance(data.get("metrics"), list):  # `samplecnn compare-features` table.json
+            columns = ["features", "columns", *data["metrics"], "paper", "paper_source", "epochs", "seconds"]
+            title = f"Feature combinations on {data.get('dataset') or 'the target data'} (Tables 4/6 style)"
+        title = str(data.get("title") or title)
     else:
         rows, columns = data, None
     if not isinstance(rows, list) or not rows:
@@ -227,9 +230,15 @@ def transfer_table(runs: list[RunData]) -> dict | None:
         if run.kind != "transfer":
             continue
         name, value = main_metric(run)
-        features = run.config.get("features") or run.config.get("data") or ""
-        layers = run.config.get("layers") or run.config.get("feature_layers") or ""
-        rows.append([run.name, run.config.get("dataset") or "", _cell(features), _cell(layers),
+        features = run.config.get("features") or {}
+        if isinstance(features, dict):
+            files = features.get("files") or []
+            described = f"{len(files)} feature file(s); runs: {_cell(features.get('runs')) or 'all'}; " \
+                        f"pooling: {_cell(features.get('poolings')) or 'all'}; {features.get('columns', '?')} columns"
+            layers = _cell(features.get("layers")) or "all"
+        else:
+            described, layers = _cell(features), ""
+        rows.append([run.name, run.config.get("dataset") or "", described, layers,
                      f"{value:.4f} ({name})" if value is not None else None])
     if not rows:
         return None
