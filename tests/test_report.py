@@ -190,3 +190,24 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     result = check.check_report(html, tmp_path / "shot.png", browser="/usr/bin/chromium")
     assert result["ok"], result
     assert result["tables"] >= 6 and result["decoded"] == result["images"] >= 6
+
+
+def test_end_to_end_from_a_trained_run(tmp_path):
+    """`samplecnn train` (library call) -> evaluate -> visualize-filters -> report, on a tiny synthetic store."""
+    from samplecnn_cli.evaluation.evaluate import evaluate_run
+    from samplecnn_cli.training.trainer import train
+    from tests._store_fixtures import make_store
+
+    store = make_store(tmp_path / "store", task="multiclass", clips=(6, 3, 3), seconds=0.5)
+    run = train(model="sample-3^5", data=store, out=tmp_path / "run", epochs=1, batch_size=16)
+    evaluate_run(run)
+    result = runner.invoke(app, ["visualize-filters", str(run), "--layer", "2", "--filters", "0,1,2,3",
+                                 "--steps", "4", "--no-svg"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["report", str(run), "--out", str(tmp_path / "rep"), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    row = data["tables"][0]["rows"][0]
+    assert row[2] == "sample-3^5" and row[4] == 8000 and row[5] > 0 and row[7] == 1
+    assert {"Training curves", "Evaluation", "Filter spectra"} <= {f["section"] for f in data["figures"]}
+    assert data["runs"][0]["env"]["git_commit"] or data["runs"][0]["env"].get("torch")
