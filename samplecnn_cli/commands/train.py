@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -41,4 +42,5 @@ def train(
     run_dir = train_run(model=model, data=data, dataset=dataset, out=out, epochs=epochs, batch_size=batch_size,
                         lr=lr, precision=precision, device=device, workers=workers, seed=seed, resume=resume,
                         dropout=dropout)
-    console.print(f"Run: {run_dir}", highlight=False, soft_wrap=True)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone reports
+        console.print(f"Run: {run_dir}", highlight=False, soft_wrap=True)
