@@ -119,3 +119,15 @@ def test_cli_train_then_evaluate_json(tmp_path):
     metrics = json.loads(result.stdout)
     assert 0.0 <= metrics["roc_auc"] <= 1.0 and 0.0 <= metrics["pr_auc"] <= 1.0
     assert (tmp_path / "r" / "metrics.json").is_file()
+
+
+def test_frame_mel_gets_training_spectrogram_stats_in_its_checkpoint(tmp_path):
+    store = make_store(tmp_path / "s", clips=(3, 2, 2), seconds=59049 / 8000)  # one 59,049-sample segment each
+    run = train(model="frame-mel-729", data=store, out=tmp_path / "r", epochs=1, precision="fp32", device="cpu",
+                batch_size=3)
+    config = tomllib.loads((run / "config.toml").read_text())
+    assert config["input_stats"]["segments"] == 3
+    state = runs.load_checkpoint(run / "checkpoints" / "last.pt")["state_dict"]
+    assert state["front.input_mean"].item() == pytest.approx(config["input_stats"]["mean"], rel=1e-5)
+    assert state["front.input_std"].item() == pytest.approx(config["input_stats"]["std"], rel=1e-5)
+    assert state["front.input_mean"].item() != 0.0 and state["front.input_std"].item() != 1.0
