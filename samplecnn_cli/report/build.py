@@ -20,6 +20,7 @@ from samplecnn_cli.errors import RunError
 from samplecnn_cli.report.collect import Collected, RunData, collect
 from samplecnn_cli.report.tables import build_tables
 from samplecnn_cli.runs import atomic_write_text, write_json
+from samplecnn_cli.workspace import safe_name
 
 ROC_MAX_LABELS = 8  # ROC curves drawn per run: the most frequent labels (plus the micro average)
 ENV_KEYS = ("samplecnn", "python", "torch", "torchaudio", "numpy", "scikit-learn", "platform", "device",
@@ -61,7 +62,7 @@ def _figure_entries(collected: Collected, fig_dir: Path) -> list[dict]:
         add("Training curves", "Loss per epoch (solid: training, dashed: validation)", paths[0])
 
     for i, run in enumerate(collected.runs):
-        tag = f"{i + 1:02d}-{run.name}"
+        tag = f"{i + 1:02d}-{safe_name(run.name)}"
         if run.predictions is not None and run.task == "multilabel":
             fig = _roc(run)
             if fig is not None:
@@ -89,7 +90,7 @@ def _figure_entries(collected: Collected, fig_dir: Path) -> list[dict]:
             shutil.copyfile(item["png"], target)
             add("t-SNE", f"{run.name}: {item['meta'].get('title') or 't-SNE of song-level features'}", target)
     for k, item in enumerate(collected.tsne):
-        target = fig_dir / f"tsne-{k + 1:02d}-{item['path'].name}.png"
+        target = fig_dir / f"tsne-{k + 1:02d}-{safe_name(item['png'].stem)}.png"
         shutil.copyfile(item["png"], target)
         add("t-SNE", f"{item['meta'].get('title') or 't-SNE'} ({item['path'].name})", target)
     return entries
@@ -129,7 +130,10 @@ def _fmt(value) -> str:
     if isinstance(value, int):
         return f"{value:,}" if abs(value) >= 10000 else str(value)
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.1f}"
+        if abs(value) >= 10:
+            return f"{value:,.1f}"
+        text = f"{value:.4f}".rstrip("0")  # 0.9031, 0.55 -> 0.55, 9.4 -> 9.40
+        return text + "0" * max(0, 2 - len(text.split(".")[1]))
     return str(value)
 
 

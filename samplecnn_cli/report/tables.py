@@ -157,11 +157,14 @@ def table5(runs: list[RunData]) -> dict | None:
     if not sample_runs:
         return None
     speed = {id(r): seconds_per_epoch(r) for r in sample_runs}
-    timed = [r for r in sample_runs if speed[id(r)]]
-    reference = next((r for r in timed if r.sample_rate == REFERENCE_RATE), None)
-    if reference is None and timed:
-        reference = max(timed, key=lambda r: speed[id(r)])
-    ref_seconds = speed[id(reference)] if reference else None
+    # Times are only comparable on one dataset (and machine): one reference per dataset, the 22,050 Hz
+    # run when there is one, else the slowest run.
+    references: dict[str, RunData] = {}
+    for dataset in {str(r.config.get("dataset") or "") for r in sample_runs}:
+        timed = [r for r in sample_runs if speed[id(r)] and str(r.config.get("dataset") or "") == dataset]
+        if timed:
+            references[dataset] = next((r for r in timed if r.sample_rate == REFERENCE_RATE),
+                                       max(timed, key=lambda r: speed[id(r)]))
     by_rate: dict[int, list[RunData]] = {}
     for run in sample_runs:
         by_rate.setdefault(run.sample_rate, []).append(run)
@@ -172,19 +175,23 @@ def table5(runs: list[RunData]) -> dict | None:
         paper_ratio = entry.train_time_ratio if entry and entry.train_time_ratio else (1.0 if rate == REFERENCE_RATE else None)
         for run in by_rate.get(rate) or [None]:
             if run is None:
-                rows.append([rate, entry.name if entry else "", None, None, None, paper_ratio,
+                rows.append([rate, entry.name if entry else "", None, None, None, None, paper_ratio,
                              entry.paper_auc if entry else None])
                 continue
             name, value = main_metric(run)
-            ratio = speed[id(run)] / ref_seconds if speed[id(run)] and ref_seconds else None
-            rows.append([rate, run.model, _r(speed[id(run)], 2), _r(ratio, 2),
+            dataset = str(run.config.get("dataset") or "")
+            reference = references.get(dataset)
+            ratio = speed[id(run)] / speed[id(reference)] if speed[id(run)] and reference else None
+            rows.append([rate, run.model, dataset, _r(speed[id(run)], 2), _r(ratio, 2),
                          f"{value:.4f} ({name})" if value is not None else None, paper_ratio,
                          entry.paper_auc if entry else None])
-    ref_text = f"{reference.name} ({reference.sample_rate:,} Hz)" if reference else "none (no timings)"
+    ref_text = "; ".join(f"{d or '?'}: {r.name} ({r.sample_rate:,} Hz)" for d, r in sorted(references.items())) \
+        or "none (no timings)"
     return table("table5", "Table 5: sample rate vs training time and metric",
-                 ["sample rate (Hz)", "model", "s / epoch", "time ratio", "this report", "paper time ratio",
-                  "paper MTAT AUC"], rows,
-                 f"Time ratio = mean training seconds per epoch relative to {ref_text}.")
+                 ["sample rate (Hz)", "model", "dataset", "s / epoch", "time ratio", "this report",
+                  "paper time ratio", "paper MTAT AUC"], rows,
+                 f"Time ratio = mean training seconds per epoch relative to the reference run of the same dataset "
+                 f"(the 22,050 Hz run, else the slowest): {ref_text}.")
 
 
 def paper_table4() -> dict:
