@@ -9,6 +9,11 @@ still has a gradient when the filter is silent on the starting noise. Earlier st
 Spectra are magnitudes of the FFT of each mean-removed waveform, from 0 to sr/2; `peak_hz` is the
 frequency of the largest bin, and filters are sorted by it (Figure 3).
 
+What to expect at layer 1 of a sample-level model: the strided first conv (filter = stride = m) is linear
+up to its ReLU, so the ascent's gradient is the filter itself tiled with period m, and the result's
+spectrum has energy only at multiples of sr/m (e.g. one line at sr/3 for m = 3 after the mean is removed).
+The layers above, with ReLU and pooling in between, are where the method shows bands.
+
 Frame-level mel models have no learned filter at layer 1 (it is the mel spectrogram): asking for it is
 a UsageError; layers 2.. are their conv modules, numbered as for the other families.
 
