@@ -3,7 +3,8 @@
     python benchmarks/bench_visualize.py [--model sample-3^9] [--layers 1-4] [--steps 18] [--input-samples 729]
 
 Prints JSON: per layer the filters, input samples, seconds, filters per second; plus threads and the
-machine's load average at the start (the numbers are only comparable on an idle machine).
+machine's load average at the start. Wall seconds are only comparable on an idle machine; cpu_seconds
+(process CPU time, all threads) divided by the threads is roughly the idle wall time.
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ def main() -> None:
     for layer in F.parse_layers(args.layers, F.num_conv_layers(model)):
         if layer == 1 and not F.has_learned_front(model):
             continue
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.process_time()
         result = F.gradient_ascent(model, layer, input_samples=args.input_samples, steps=args.steps, seed=args.seed)
         seconds = time.perf_counter() - began
+        cpu_seconds = time.process_time() - cpu_began  # less sensitive to other processes than wall time
         rows.append({"layer": layer, "filters": len(result.filters), "input_samples": result.input_samples,
-                     "seconds": round(seconds, 2), "filters_per_second": round(len(result.filters) / seconds, 1)})
+                     "seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2), "filters_per_second": round(len(result.filters) / seconds, 1)})
     print(json.dumps({"model": args.model, "steps": args.steps, "torch_threads": torch.get_num_threads(),
                       "cpu_count": os.cpu_count(), "load_average_1min": load, "layers": rows}, indent=2))
 
