@@ -115,7 +115,7 @@ def list_command(
     for column in ("name", "reproduces", "title", "steps", "datasets", "cost on real data"):
         table.add_column(column, overflow="fold", no_wrap=column == "name")
     for r in recipes:
-        table.add_row(r["name"], r["reproduces"], r["title"], str(r["steps"]), ", ".join(r["datasets"]) or "toy",
+        table.add_row(r["name"], r["reproduces"], r["title"], str(r["steps"]), ", ".join(r["datasets"]) or "–",
                       r["cost"])
     console.print(table)
     console.print("Run one with `samplecnn recipe run NAME` (add --dry-run to see the plan, --smoke for a "
