@@ -35,7 +35,8 @@ def test_sigkill_then_resume_finishes_like_an_uninterrupted_run(tmp_path):
     proc = subprocess.Popen(_train_cmd(store, killed), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while len(_epochs(killed)) < 1 and proc.poll() is None and time.time() < deadline:
+    last = killed / "checkpoints" / "last.pt"
+    while not (last.is_file() and _epochs(killed)) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -189,6 +189,7 @@ def _train(info, device, console, *, model, data, dataset, out, epochs, batch_si
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         if not resuming:
+            _truncate_metrics(run_dir / "metrics.jsonl", 0)  # killed before its first last.pt: start over
             runs.write_config(run_dir, config)
             env = runs.environment_info(seed)
             env.update(device=str(device), precision=precision_name, world_size=info.world_size)
