@@ -12,10 +12,23 @@ import typer
 
 from samplecnn_cli import __version__
 from samplecnn_cli.cli import App, set_debug
-from samplecnn_cli.commands import datasets, demo, models, preprocess, recipe
-from samplecnn_cli.commands import report, visualize
-from samplecnn_cli.commands import bench, evaluate, tag, train
-from samplecnn_cli.commands import compare_features, extract, transfer, tsne
+from samplecnn_cli.commands import (
+    bench,
+    compare_features,
+    datasets,
+    demo,
+    evaluate,
+    extract,
+    models,
+    preprocess,
+    recipe,
+    report,
+    tag,
+    train,
+    transfer,
+    tsne,
+    visualize,
+)
 
 app = App(
     name="samplecnn",
@@ -40,12 +53,7 @@ def root(
     set_debug(debug)
 
 
-# -- command registration: one line per command module ---------------------------------------------
-app.command("visualize-filters", rich_help_panel="Figures & reports")(visualize.visualize_filters)
-app.command("report", rich_help_panel="Figures & reports")(report.report)
-app.add_typer(models.app, name="models", rich_help_panel="Models")
-app.add_typer(recipe.app, name="recipe", rich_help_panel="Recipes")
-app.command("demo", rich_help_panel="Recipes")(demo.demo)
+# -- command registration: one line per command, in the order of the data flow ---------------------
 app.command("preprocess", rich_help_panel="Data")(preprocess.preprocess)
 app.add_typer(datasets.app, name="datasets", rich_help_panel="Data")
 app.command("train", rich_help_panel="Training")(train.train)
@@ -56,7 +64,11 @@ app.command("extract", rich_help_panel="Features")(extract.extract)
 app.command("transfer", rich_help_panel="Features")(transfer.transfer)
 app.command("compare-features", rich_help_panel="Features")(compare_features.compare_features)
 app.command("tsne", rich_help_panel="Features")(tsne.tsne)
-
+app.command("visualize-filters", rich_help_panel="Figures & reports")(visualize.visualize_filters)
+app.command("report", rich_help_panel="Figures & reports")(report.report)
+app.add_typer(recipe.app, name="recipe", rich_help_panel="Recipes")
+app.command("demo", rich_help_panel="Recipes")(demo.demo)
+app.add_typer(models.app, name="models", rich_help_panel="Models")
 
 def run() -> None:
     app()

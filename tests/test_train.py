@@ -89,6 +89,7 @@ def test_rate_warning_names_the_table3_config():
     text = rate_warning("sample-3^9", 8000)
     assert "8,000 Hz" in text and "sample-3-3-3-3-2-2-4-4-2-2" in text
     assert rate_warning("sample-3^9", 22050) is None
+    assert rate_warning("sample-3^6", 8000) is None  # not a paper configuration: no native rate to warn about
 
 
 def test_dataset_lookup_picks_the_native_rate_or_lists_the_rates(tmp_path, monkeypatch):

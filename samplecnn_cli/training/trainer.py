@@ -75,11 +75,15 @@ def find_store_dir(model: str, data, dataset) -> Path:
 
 
 def rate_warning(model_name: str, store_rate: int) -> str | None:
-    """A warning when the model's native rate is not the store's, naming the paper's config for it."""
-    from samplecnn_cli.registry import config_for_rate, native_sample_rate
+    """A warning when a paper configuration's native rate is not the store's, naming the config for it.
 
+    Models outside the paper's tables (sample-3^6, plugins...) have no rate they were designed for.
+    """
+    from samplecnn_cli.registry import canonical_name, catalogue_entry, config_for_rate, native_sample_rate
+
+    entry = catalogue_entry(canonical_name(model_name))
     native = native_sample_rate(model_name)
-    if native == store_rate:
+    if entry is None or not entry.table or native == store_rate:
         return None
     entry = config_for_rate(store_rate)
     better = (f"the paper's config for {store_rate:,} Hz is {entry.name}" if entry
