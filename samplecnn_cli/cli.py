@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 import sys
@@ -48,7 +49,16 @@ def _guard(fn):
             err_console.print("[yellow]Interrupted.[/]")
             raise typer.Exit(130) from None
 
+    wrapper.__doc__ = _reflow(fn.__doc__)
     return wrapper
+
+
+def _reflow(doc: str | None) -> str | None:
+    """Join the wrapped lines of each docstring paragraph: rich help keeps single newlines as breaks."""
+    if not doc:
+        return doc
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
 
 
 class App(typer.Typer):
