@@ -132,8 +132,8 @@ def _fmt(value) -> str:
     if isinstance(value, float):
         if abs(value) >= 10:
             return f"{value:,.1f}"
-        text = f"{value:.4f}".rstrip("0")  # 0.9031, 0.55 -> 0.55, 9.4 -> 9.40
-        return text + "0" * max(0, 2 - len(text.split(".")[1]))
+        # Metrics and ratios keep four decimals so a column reads alike (0.9000, 0.9031); seconds two.
+        return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
     return str(value)
 
 
