@@ -97,14 +97,8 @@ class WaveformClassifier(nn.Module):
 
     def forward_all(self, x: torch.Tensor) -> ModelOutput:
         """Logits, the last three hidden layers and the embedding, from one pass."""
-        h = self.forward_front(self._as_batch(x))
-        outputs = [h]
-        for module in self.modules_:
-            h = module(h)
-            outputs.append(h)
-        h = self.conv_last(h)
-        outputs.append(h)
-        embedding = h.mean(dim=-1)
+        outputs = self.forward_intermediates(x)
+        embedding = outputs[-1].mean(dim=-1)
         logits = self.classifier(self.dropout(embedding))
         return ModelOutput(logits=logits, hidden=outputs[-3:], embedding=embedding)
 
