@@ -7,6 +7,7 @@ A run directory (training or transfer) holds:
     metrics.jsonl        one JSON object per epoch
     checkpoints/best.pt  best weights by validation loss; checkpoints/last.pt: last epoch + trainer state
     train.log            the log
+    status.json          {"state": "running" | "failed" | "done", "pid", "host", "updated", "reason"}
     metrics.json         written by `samplecnn evaluate` (song-level test metrics)
 Checkpoints hold only tensors and plain Python values, so they load with torch.load(weights_only=True).
 """
@@ -16,8 +17,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +113,45 @@ def prepare_run_dir(run_dir: Path, resume: bool = False) -> Path:
         raise RunError(f"{run_dir} exists and is not empty", hint="choose a new --out folder")
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+# -- status ----------------------------------------------------------------------------------------
+RUNNING, FAILED, DONE = "running", "failed", "done"
+STATUS_FILE = "status.json"
+
+
+def mark_status(run_dir: Path, state: str, reason: str | None = None) -> None:
+    """Record the run's state: "running" when it starts, then "done" or "failed" (with a reason)."""
+    if state not in (RUNNING, FAILED, DONE):
+        raise ValueError(f"unknown run state {state!r}")
+    write_json(Path(run_dir) / STATUS_FILE, {"state": state, "pid": os.getpid(), "host": socket.gethostname(),
+                                             "updated": time.time(), "reason": reason})
+
+
+def run_status(run_dir: Path) -> str:
+    """"running", "failed" or "done". A "running" run whose process is gone (killed) counts as failed;
+    a run written before status.json existed is done when it has summary.json."""
+    run_dir = Path(run_dir)
+    try:
+        status = json.loads((run_dir / STATUS_FILE).read_text())
+        state = status["state"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return DONE if (run_dir / "summary.json").is_file() else FAILED
+    if state == RUNNING and status.get("host") == socket.gethostname() and not _alive(status.get("pid")):
+        return FAILED
+    return state if state in (RUNNING, FAILED, DONE) else FAILED
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 # -- checkpoints -----------------------------------------------------------------------------------

@@ -131,15 +131,31 @@ class Workspace:
             n += 1
         return candidate
 
-    def latest_run(self) -> Path:
-        """The most recently modified run in this workspace (a folder holding config.toml)."""
+    def latest_run(self, kind: str | None = None) -> Path:
+        """The most recent finished run (status "done") of `kind` ("train", "transfer" or any).
+
+        Failed, killed or still-running runs are passed over: "latest" means the latest run that
+        can answer the command."""
+        from samplecnn_cli.runs import DONE, run_status
+
         runs = [p.parent for p in self.runs_dir.glob("*/config.toml")] if self.runs_dir.is_dir() else []
-        if not runs:
+        usable = [r for r in runs if run_status(r) == DONE and (kind is None or _run_kind(r) == kind)]
+        if not usable:
+            what = f"finished {kind} runs" if kind else "finished runs"
             raise RunError(
-                f"no runs in {self.runs_dir}",
+                f"no {what} in {self.runs_dir}",
                 hint="train one with `samplecnn train MODEL --dataset NAME`, or pass RUN_DIR",
             )
-        return max(runs, key=lambda p: (p / "config.toml").stat().st_mtime)
+        return max(usable, key=lambda p: (p / "config.toml").stat().st_mtime)
+
+
+def _run_kind(run_dir: Path) -> str | None:
+    from samplecnn_cli.runs import read_config
+
+    try:
+        return read_config(run_dir).get("kind", "train")
+    except Exception:  # an unreadable config cannot answer any command
+        return None
 
 
 def safe_name(text: str) -> str:

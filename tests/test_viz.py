@@ -44,6 +44,7 @@ def make_run(run_dir, name: str = "sample-3^4", sample_rate: int = 8000, **kwarg
     runs.save_checkpoint(run_dir / "checkpoints" / "best.pt", model_name=name, model_kwargs=model_kwargs,
                          state_dict=model.state_dict(), label_names=LABELS, task="multilabel",
                          sample_rate=sample_rate)
+    runs.mark_status(run_dir, runs.DONE)
     return run_dir
 
 

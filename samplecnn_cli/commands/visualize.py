@@ -61,7 +61,7 @@ def visualize_filters(
     if run_dir is None:
         from samplecnn_cli.workspace import Workspace
 
-        run_dir = Workspace.find().latest_run()
+        run_dir = Workspace.find().latest_run(kind="train")
         if not as_json:
             err_console.print(f"Using the latest run: {run_dir}")
     if not Path(run_dir).is_dir():

@@ -181,6 +181,7 @@ def train_transfer(feature_paths: list[Path], out: Path, *, runs: tuple[str, ...
     }
     runs_mod.write_config(out, config)
     runs_mod.write_json(out / "env.json", runs_mod.environment_info(seed))
+    runs_mod.mark_status(out, runs_mod.RUNNING)
 
     def save(name: str, state: dict, extra: dict) -> None:
         runs_mod.save_checkpoint(out / "checkpoints" / name, model_name=MODEL_NAME, model_kwargs=model_kwargs,
@@ -237,6 +238,7 @@ def train_transfer(feature_paths: list[Path], out: Path, *, runs: tuple[str, ...
         metrics = evaluate_run(out, "test")
         result["test"] = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     runs_mod.write_json(out / "summary.json", result)
+    runs_mod.mark_status(out, runs_mod.DONE)
     return result
 
 

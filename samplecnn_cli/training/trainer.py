@@ -201,9 +201,15 @@ def _train(info, device, console, *, model, data, dataset, out, epochs, batch_si
             log.info("config %s", json.dumps(config, default=str))
         if warning:
             log.warning(warning)
+    if info.is_main:
+        runs.mark_status(run_dir, runs.RUNNING)
     try:
         return _loop(info, device, console, net, name, model_kwargs, store, train_set, valid_set, cfg,
                      precision_name, workers, local_batch, run_dir, resuming, last_path, best_path)
+    except BaseException as exc:
+        if info.is_main:
+            runs.mark_status(run_dir, runs.FAILED, reason=f"{type(exc).__name__}: {exc}"[:300])
+        raise
     finally:
         for h in list(log.handlers):
             log.removeHandler(h)
@@ -367,6 +373,7 @@ def _finish(info, run_dir, net, schedule, epoch, spent, stop_reason, console) ->
                    "stop_reason": stop_reason, "total_seconds": round(spent, 3), "params": net.num_params(),
                    "world_size": info.world_size}
         runs.write_json(run_dir / "summary.json", summary)
+        runs.mark_status(run_dir, runs.DONE)
         line = (f"Done: {epoch} epochs in {spent:.1f} s, best epoch {schedule.best_epoch} "
                 f"(valid loss {schedule.best_loss:.4f}); stopped: {stop_reason}. Run: {run_dir}")
         console.print(line, highlight=False)
