@@ -12,11 +12,12 @@ from samplecnn_cli.training.steps import predict_segments
 
 
 def predict_split(model, split: StoreSplit, *, batch_size: int = 64, device="cpu", precision: str = "fp32",
-                  task: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  task: str | None = None, progress=None) -> tuple[np.ndarray, np.ndarray]:
     """(scores (N, L) float32, targets (N, L) bool) for every clip of `split`, in store order.
 
     Scores are sigmoid probabilities (multi-label) or softmax (single-label), the mean over a clip's
     segments. Segments of consecutive clips share batches, so short clips do not waste batch slots.
+    `progress`, when given, is called with the number of clips scored so far after every batch.
     """
     task = task or split.task
     torch_device = device if isinstance(device, torch.device) else resolve_device(device)
@@ -38,6 +39,8 @@ def predict_split(model, split: StoreSplit, *, batch_size: int = 64, device="cpu
         scores[done] = (sums[done] / counts[done, None]).astype(np.float32)
         pending.clear()
         owners.clear()
+        if progress is not None:
+            progress(int(done[-1]) + 1)
 
     buffered = 0
     for i in range(n):
