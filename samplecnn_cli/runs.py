@@ -59,7 +59,18 @@ def read_config(run_dir: Path) -> dict:
     if not path.is_file():
         raise RunError(f"{run_dir} is not a run directory (no config.toml)",
                        hint="pass a folder written by `samplecnn train` or `samplecnn transfer`")
-    return tomllib.loads(path.read_text())
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise RunError(f"{path} is unreadable or damaged: {_one_line(reason)}",
+                       hint="restore config.toml, or train the run again") from None
+
+
+def _one_line(text: str) -> str:
+    """The first line of an error message: callers print errors as one line."""
+    lines = str(text).strip().splitlines()
+    return lines[0] if lines else type(text).__name__
 
 
 def environment_info(seed: int | None = None) -> dict:
@@ -188,11 +199,31 @@ def load_checkpoint(path: Path, map_location: str = "cpu") -> dict:
         raise RunError(f"no checkpoint at {path}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # a truncated or foreign file: say so in one line
-        raise RunError(f"cannot read checkpoint {path}: {exc}") from None
+    except Exception:  # PyTorch's own text is long and suggests weights_only=False: never show it
+        if _is_damaged_zip(path):
+            raise RunError(f"checkpoint {path} is truncated or damaged",
+                           hint="delete it and train again (or --resume from checkpoints/last.pt)") from None
+        raise RunError(f"{path} is not a samplecnn checkpoint") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise RunError(f"{path} is not a samplecnn checkpoint")
     return payload
+
+
+def _is_damaged_zip(path: Path) -> bool:
+    """True when `path` starts like a torch.save zip archive but is not a whole, readable one."""
+    import zipfile
+
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if not magic:
+            return True  # cut off before the first byte
+        if magic != b"PK\x03\x04":
+            return False  # not written by torch.save at all
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is not None
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError):
+        return True
 
 
 def build_model(checkpoint: dict):
