@@ -11,6 +11,9 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from typer import _click as click
+from typer.core import TyperGroup
+from typer.exceptions import Abort
 
 from samplecnn_cli.errors import SampleCNNError
 
@@ -61,6 +64,33 @@ def _reflow(doc: str | None) -> str | None:
     return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
 
 
+def _usage_error_line(error: click.ClickException) -> None:
+    """Typer/Click's own errors (bad option value, unknown option, missing argument) in the same style as
+    SampleCNNError: one `Error:` line and a hint, instead of Typer's usage text and boxed panel."""
+    ctx = getattr(error, "ctx", None)
+    hint = f"run '{ctx.command_path} --help' for the options" if ctx is not None else None
+    fail(SampleCNNError(error.format_message(), hint=hint))
+
+
+class OneStyleGroup(TyperGroup):
+    """The root group: runs Typer in non-standalone mode so usage errors are printed by `fail`."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as error:
+            sys.exit(error.exit_code)  # the help has been printed already
+        except click.ClickException as error:
+            _usage_error_line(error)
+            sys.exit(error.exit_code)
+        except Abort:
+            err_console.print("[yellow]Aborted.[/]")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 class App(typer.Typer):
     """typer.Typer whose commands report SampleCNNError as one line and an exit code, no traceback."""
 
@@ -68,6 +98,7 @@ class App(typer.Typer):
         kwargs.setdefault("no_args_is_help", True)
         kwargs.setdefault("rich_markup_mode", "rich")
         kwargs.setdefault("pretty_exceptions_enable", False)
+        kwargs.setdefault("cls", OneStyleGroup)
         super().__init__(**kwargs)
 
     def command(self, *args: Any, **kwargs: Any):
@@ -92,3 +123,32 @@ def _json_default(value: Any):
     if hasattr(value, "__fspath__"):
         return os.fspath(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+class progress_bar:
+    """A transient Rich bar on stderr for a long step, shown only on a terminal (piped output stays quiet).
+
+    `with progress_bar("evaluate", total=300) as update: ... update(done)` where `done` is the count so far.
+    """
+
+    def __init__(self, description: str, total: int | None, *, enabled: bool = True):
+        self._progress = None
+        if enabled and err_console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(),
+                                      TimeRemainingColumn(), console=err_console, transient=True)
+            self._task = self._progress.add_task(description, total=total)
+
+    def __enter__(self):
+        if self._progress is not None:
+            self._progress.start()
+        return self.update
+
+    def update(self, done: int, total: int | None = None) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=done, **({"total": total} if total is not None else {}))
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()

@@ -63,3 +63,44 @@ def test_evaluate_run_writes_metrics_and_predictions(tmp_path):
     np.testing.assert_allclose(saved["scores"].sum(axis=1), 1.0, rtol=1e-5)  # softmax means
     valid = evaluate_run(run, "valid", device="cpu")
     assert (run / "metrics-valid.json").is_file() and valid["split"] == "valid"
+
+
+def test_evaluate_reports_progress_up_to_every_clip(tmp_path):
+    run = train_tiny_run(tmp_path, task="multiclass", epochs=1)
+    calls = []
+    evaluate_run(run, "test", device="cpu", batch_size=1, progress=lambda done, total: calls.append((done, total)))
+    assert calls and calls[-1] == (4, 4)  # 4 test clips
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
+def test_evaluate_command_shows_a_bar_on_a_terminal_and_stays_quiet_when_piped(tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    from samplecnn_cli import cli
+    from samplecnn_cli.main import app
+
+    run = train_tiny_run(tmp_path, task="multiclass", epochs=1)
+    piped = CliRunner().invoke(app, ["evaluate", str(run), "--device", "cpu"])
+    assert piped.exit_code == 0, piped.output
+    assert "evaluate test" not in piped.output and "accuracy" in piped.stdout
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(cli, "err_console", Console(file=terminal, force_terminal=True, width=80))
+    with cli.progress_bar("evaluate test", total=None) as update:
+        update(2, 4)
+    assert "evaluate test" in terminal.getvalue() and "2/4" in terminal.getvalue()
+
+
+def test_evaluate_zero_batch_size_is_a_one_line_usage_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from samplecnn_cli.main import app
+
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path), "-b", "0"])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("Error: Invalid value for '--batch-size'") and lines[1].startswith("Hint:")
+    assert len(lines) == 2 and "╭" not in result.stderr

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from samplecnn_cli.cli import console, print_json
+from samplecnn_cli.cli import console, print_json, progress_bar
 
 
 def evaluate(
@@ -16,7 +16,7 @@ def evaluate(
     data: Annotated[Path | None, typer.Option("--data", "-d", help="Evaluate on this store instead of the "
                                               "run's own.")] = None,
     checkpoint: Annotated[str, typer.Option("--checkpoint", "-c", help="best or last.")] = "best",
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Segments per forward pass.")] = 64,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Segments per forward pass.")] = 64,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     precision: Annotated[str, typer.Option("--precision", "-p", help="fp32, bf16, fp16 or auto.")] = "fp32",
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
@@ -34,8 +34,9 @@ def evaluate(
         from samplecnn_cli.workspace import Workspace
 
         run_dir = Workspace.find().latest_run()
-    metrics = evaluate_run(run_dir, split, data=data, which=checkpoint, batch_size=batch_size, device=device,
-                           precision=precision)
+    with progress_bar(f"evaluate {split}", total=None, enabled=not json_out) as update:
+        metrics = evaluate_run(run_dir, split, data=data, which=checkpoint, batch_size=batch_size,
+                               device=device, precision=precision, progress=update)
     if json_out:
         print_json(metrics)
         return

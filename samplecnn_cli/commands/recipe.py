@@ -20,7 +20,7 @@ def default_workdir(recipe_name: str) -> Path:
 def run_command(
     recipe: Annotated[str, typer.Argument(help="A bundled recipe name (`samplecnn recipe list`) or a TOML file.")],
     data_root: Annotated[Path | None, typer.Option("--data-root", "-d", help="Folder holding the raw datasets "
-                                                   "(the recipe's [datasets] paths are under it).")] = None,
+                                                   "(the recipe's \\[datasets] paths are under it).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="Override a variable: key=value "
                                                    "(repeatable), e.g. --set epochs=3.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Print the plan (run/skip, commands, "
@@ -28,7 +28,7 @@ def run_command(
     smoke: Annotated[bool, typer.Option("--smoke", help="Tiny scale on the generated toy dataset: seconds "
                                         "per step (what CI runs).")] = False,
     workdir: Annotated[Path | None, typer.Option("--workdir", "-w", help="Where outputs, the lock file and "
-                                                 "the report go [default: ./recipes-work/RECIPE].")] = None,
+                                                 "the report go \\[default: ./recipes-work/RECIPE].")] = None,
     isolate: Annotated[bool, typer.Option("--isolate", help="Run each step in its own Python process "
                                           "(slower start, full isolation).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the plan (with --dry-run) or the summary "

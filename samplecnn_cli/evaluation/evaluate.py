@@ -16,11 +16,12 @@ def metrics_path(run_dir: Path, split: str) -> Path:
 
 
 def evaluate_run(run_dir, split: str = "test", *, data=None, which: str = "best", batch_size: int = 64,
-                 device: str = "auto", precision: str = "fp32") -> dict:
+                 device: str = "auto", precision: str = "fp32", progress=None) -> dict:
     """Evaluate `run_dir`'s `which` checkpoint on `split` of its store (or of `data`).
 
     Writes metrics.json (test) or metrics-<split>.json, and predictions-<split>.npz (scores, targets,
-    clip_ids, label_names) for ROC curves. Returns the metrics.
+    clip_ids, label_names) for ROC curves. Returns the metrics. `progress(clips_done, total)` is called
+    while a train run's model scores the clips.
     """
     run_dir = Path(run_dir)
     loaded = runs.load_run(run_dir, which=which)
@@ -35,8 +36,9 @@ def evaluate_run(run_dir, split: str = "test", *, data=None, which: str = "best"
 
         store_dir = Path(data) if data is not None else Path(loaded.config["data"])
         store_split = Store(store_dir).split(split)
+        clips_done = None if progress is None else (lambda done: progress(done, len(store_split)))
         scores, targets = predict_split(loaded.model, store_split, batch_size=batch_size, device=device,
-                                        precision=precision, task=loaded.task)
+                                        precision=precision, task=loaded.task, progress=clips_done)
         clip_ids = store_split.clip_ids
         source = str(store_dir)
     metrics = compute_metrics(scores, targets, loaded.task, loaded.label_names)
