@@ -21,7 +21,7 @@ import torch
 from rich.console import Console
 
 from samplecnn_cli import runs
-from samplecnn_cli.data.loader import SegmentDataset, segment_loader
+from samplecnn_cli.data.loader import SegmentDataset, epoch_segments, segment_loader, set_epoch
 from samplecnn_cli.data.store import Store
 from samplecnn_cli.errors import DataError, RunError, UsageError
 from samplecnn_cli.training import distributed as dist_util
@@ -274,7 +274,7 @@ def _loop(info, device, console, net, name, model_kwargs, store, train_set, vali
         epoch += 1
         lr_used = schedule.lr
         began = time.perf_counter()
-        loader.sampler.set_epoch(epoch)
+        set_epoch(loader, epoch)
         model.train()
         total_loss, steps, seen = 0.0, 0, 0
         with EpochProgress(console, epoch, len(loader), enabled=info.is_main) as bar:
@@ -306,7 +306,7 @@ def _loop(info, device, console, net, name, model_kwargs, store, train_set, vali
         spent += seconds
         row = {"epoch": epoch, "train_loss": train_loss, "valid_loss": valid["loss"], valid["metric"]: valid["value"],
                "lr": lr_used, "seconds": round(seconds, 3), "train_seconds": round(train_seconds, 3),
-               "segments": len(train_set), "segments_per_second": round(len(loader.sampler) * info.world_size
+               "segments": len(train_set), "segments_per_second": round(epoch_segments(loader) * info.world_size
                                                                          / train_seconds, 2),
                "best": improved, "decision": decision}
         if info.is_main:
