@@ -21,22 +21,19 @@ import functools
 import math
 import re
 import tomllib
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
 
-from samplecnn_cli.errors import SampleCNNError, UsageError
+from samplecnn_cli import plugins
+from samplecnn_cli.errors import UsageError
 
 ENTRY_POINT_GROUP = "samplecnn.models"
 DEFAULT_SAMPLE_RATE = 22050
 FRAME_INPUT_SAMPLES = 59049
-BUILTIN = "samplecnn (built-in)"
-
-
-class RegistryError(SampleCNNError):
-    """The registry itself is inconsistent (e.g. two providers for one name): exit 1."""
+BUILTIN = plugins.BUILTIN_PROVIDER
+RegistryError = plugins.PluginConflict  # two providers for one name: exit 1
 
 
 @dataclass(frozen=True)
@@ -48,14 +45,6 @@ class ModelSpec:
     filters: tuple[int, ...] = ()  # sample-level
     window: int = 0  # frame-level
     hop: int = 0
-
-
-@dataclass
-class PluginModel:
-    name: str
-    builder: Callable
-    provider: str
-    family: str = "plugin"
 
 
 @dataclass
@@ -193,22 +182,13 @@ def _hint(name: str) -> str:
 
 
 # -- plugins -----------------------------------------------------------------------------------------
-_registered: dict[str, PluginModel] = {}
+_registered: dict[str, plugins.Plugin] = {}
 
 
 def register_model(name: str, builder: Callable, *, provider: str = "in-process", family: str = "plugin") -> None:
     """Register an exact model name in this process (what an entry point does for a distribution)."""
-    _check_free(name, provider, {**_registered, **_plugins()})
-    _registered[name] = PluginModel(name, builder, provider, family)
-
-
-def _check_free(name: str, provider: str, taken: dict[str, PluginModel]) -> None:
-    if name in taken:
-        raise RegistryError(f"model name '{name}' is provided by both '{taken[name].provider}' and '{provider}'",
-                            hint="uninstall one of the two packages, or ask its authors to rename the model")
-    if _is_builtin(name):
-        raise RegistryError(f"model name '{name}' is provided by both '{BUILTIN}' and '{provider}'",
-                            hint="plugins may not reuse built-in names; rename the plugin's model")
+    plugins.check_free(name, provider, {**_registered, **_plugins()}, _is_builtin, "model")
+    _registered[name] = plugins.Plugin(name, builder, provider, family)
 
 
 def _is_builtin(name: str) -> bool:
@@ -220,28 +200,9 @@ def _is_builtin(name: str) -> bool:
 
 
 @functools.cache
-def _plugins() -> dict[str, PluginModel]:
+def _plugins() -> dict[str, plugins.Plugin]:
     """Entry points of group samplecnn.models, read once and only when a name or the list is needed."""
-    found: dict[str, PluginModel] = {}
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = getattr(ep, "dist", None)
-        provider = f"{dist.name} {dist.version}" if dist is not None else ep.value
-        provider = f"{provider} ({ep.value})"
-        if ep.name in found or _is_builtin(ep.name):
-            _check_free(ep.name, provider, found)
-        found[ep.name] = PluginModel(ep.name, ep, provider)  # loaded on first use
-    return found
-
-
-def _plugin_builder(plugin: PluginModel) -> Callable | None:
-    if isinstance(plugin.builder, metadata.EntryPoint):
-        try:
-            plugin.builder = plugin.builder.load()
-        except Exception as exc:  # a broken plugin must not take the toolkit down
-            warnings.warn(f"model plugin '{plugin.name}' from {plugin.provider} failed to load: "
-                          f"{type(exc).__name__}: {exc}", stacklevel=2)
-            return None
-    return plugin.builder
+    return plugins.discover(ENTRY_POINT_GROUP, _is_builtin, "model")
 
 
 def clear_caches() -> None:
@@ -257,10 +218,7 @@ def create_model(name: str, **overrides):
     base, tag = split_tag(name)
     plugin = _registered.get(base) or _plugins().get(base)
     if plugin is not None:
-        builder = _plugin_builder(plugin)
-        if builder is None:
-            raise UsageError(f"model '{base}' comes from a plugin that failed to load ({plugin.provider})")
-        model = builder(**overrides)
+        model = plugins.require(plugin, "model")(**overrides)
     else:
         spec = parse_name(base)
         model = _build_builtin(spec, overrides, name)

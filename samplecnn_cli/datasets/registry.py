@@ -1,10 +1,13 @@
-"""Find a dataset adapter by name: the built-ins, then the `samplecnn.datasets` entry points."""
+"""Find a dataset adapter by name: the built-ins, then the `samplecnn.datasets` entry points.
+
+Plugins follow the same rules as model plugins (samplecnn_cli/plugins.py)."""
 
 from __future__ import annotations
 
+import functools
 import importlib
-from importlib.metadata import entry_points
 
+from samplecnn_cli import plugins
 from samplecnn_cli.datasets.base import DatasetAdapter
 from samplecnn_cli.errors import UsageError
 
@@ -20,26 +23,38 @@ BUILTIN = {
 }
 
 
-def _targets() -> dict[str, str]:
-    found = dict(BUILTIN)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(ep.name, ep.value)  # a plugin cannot shadow a built-in
-    return found
+def _is_builtin(name: str) -> bool:
+    return name in BUILTIN
 
 
-def _load(target: str) -> type[DatasetAdapter]:
+@functools.cache
+def _plugins() -> dict[str, plugins.Plugin]:
+    """Entry points of group samplecnn.datasets, read once; same rules as model plugins."""
+    return plugins.discover(ENTRY_POINT_GROUP, _is_builtin, "dataset")
+
+
+def clear_caches() -> None:
+    """Forget discovered plugins (tests that change sys.path use this)."""
+    _plugins.cache_clear()
+
+
+def _builtin(target: str) -> type[DatasetAdapter]:
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
 
 
+def _names() -> list[str]:
+    return sorted({*BUILTIN, *_plugins()})
+
+
 def get_adapter(name: str) -> DatasetAdapter:
-    targets = _targets()
-    if name not in targets:
-        raise UsageError(f"unknown dataset '{name}'", hint=f"choose one of: {', '.join(sorted(targets))}")
-    try:
-        cls = _load(targets[name])
-    except Exception as exc:  # a broken plugin must not take the CLI down
-        raise UsageError(f"dataset '{name}' could not be loaded ({targets[name]}): {exc}") from None
+    found = _plugins()  # discovery first, so a conflict between plugins is reported whatever is asked
+    if name in BUILTIN:
+        cls = _builtin(BUILTIN[name])
+    elif name in found:
+        cls = plugins.require(found[name], "dataset")
+    else:
+        raise UsageError(f"unknown dataset '{name}'", hint=f"choose one of: {', '.join(_names())}")
     adapter = cls()
     adapter.name = adapter.name or name
     return adapter
@@ -48,13 +63,14 @@ def get_adapter(name: str) -> DatasetAdapter:
 def list_adapters() -> list[dict]:
     """Name, description, task and default clip length of every dataset (broken plugins say so)."""
     rows = []
-    for name, target in sorted(_targets().items()):
-        try:
-            cls = _load(target)
-            rows.append({"name": name, "description": cls.description, "task": cls.task,
-                         "clip_seconds": cls.default_clip_seconds, "options": list(cls.options),
-                         "source": "builtin" if name in BUILTIN else target})
-        except Exception as exc:
-            rows.append({"name": name, "description": f"(failed to load: {exc})", "task": "",
-                         "clip_seconds": None, "options": [], "source": target})
+    for name in _names():
+        plugin = _plugins().get(name)
+        cls = _builtin(BUILTIN[name]) if plugin is None else plugins.load(plugin, "dataset")
+        source = "builtin" if plugin is None else plugin.provider
+        if cls is None:
+            rows.append({"name": name, "description": f"(failed to load: {plugin.error})", "task": "",
+                         "clip_seconds": None, "options": [], "source": source})
+            continue
+        rows.append({"name": name, "description": cls.description, "task": cls.task,
+                     "clip_seconds": cls.default_clip_seconds, "options": list(cls.options), "source": source})
     return rows
