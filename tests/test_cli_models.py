@@ -84,3 +84,31 @@ def test_help_does_not_import_torch():
     code = "import sys; from samplecnn_cli.main import app; print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == "False", proc.stderr
+
+
+def _table_words(text: str) -> set[str]:
+    return set(text.replace("│", " ").split())
+
+
+def test_models_list_is_readable_at_80_columns():
+    from samplecnn_cli.registry import list_models, model_info
+
+    result = runner.invoke(app, ["models", "list"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    words = _table_words(result.stdout)
+    for name in list_models():
+        info = model_info(name)
+        assert name in words  # whole, on one line
+        if info["paper"] and info["paper"]["mtat_auc"]:
+            assert f"{info['paper']['mtat_auc']:.4f}" in words
+    assert {"sample-8k", "sample-22k"} <= words  # the rate aliases
+
+
+def test_models_info_num_outputs_has_no_o_short_form():
+    result = runner.invoke(app, ["models", "info", "sample-3^3", "--num-outputs", "7"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "dense 7 (logits)" in result.stdout
+    clash = runner.invoke(app, ["models", "info", "sample-3^3", "-o", "7"])
+    assert clash.exit_code == 2 and "No such option: -o" in clash.stderr

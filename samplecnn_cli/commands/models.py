@@ -17,8 +17,6 @@ def list_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List the named models (the paper's configurations and plugins) with their size and published AUC."""
-    from rich.table import Table
-
     from samplecnn_cli.registry import list_models, model_info
 
     infos = [model_info(name) for name in list_models(pattern)]
@@ -27,30 +25,42 @@ def list_command(
     if json_out:
         print_json(infos)
         return
-    table = Table(title=f"samplecnn models ({len(infos)})", title_justify="left")
-    for column, justify in (("name", "left"), ("aliases", "left"), ("family", "left"), ("input", "right"),
-                            ("duration", "right"), ("rate", "right"), ("params", "right"),
-                            ("paper MTAT AUC", "right")):
-        table.add_column(column, justify=justify, no_wrap=column in ("name", "params", "input"))
-    for info in infos:
-        paper = info["paper"] or {}
-        auc = f"{paper['mtat_auc']:.4f}" if paper.get("mtat_auc") else "–"
-        table.add_row(
-            info["name"], ", ".join(info["aliases"]), info["family"],
-            f"{info['input_samples']:,}" if info["input_samples"] else "?",
-            f"{info['input_ms']:,.0f} ms" if info["input_ms"] else "?",
-            f"{info['sample_rate']:,} Hz" if info["sample_rate"] else "?",
-            f"{info['params']:,}", auc,
-        )
-    console.print(table)
+    console.print(models_table(infos))
     console.print("Any other configuration is reachable by name: sample-M^N (or sample-MpowN), sample-SxM^N, "
                   "sample-D-D-...-D, frame-mel-W\\[xH], frame-raw-W\\[xH].", style="dim")
+
+
+def models_table(infos: list[dict]):
+    """The list as a table that fits 80 columns: the family is the name's prefix, so it has no column;
+    the rate aliases (sample-8k) are shown, not the D-D-...-D spellings (`--json` has them all)."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=f"samplecnn models ({len(infos)})", title_justify="left", box=box.SIMPLE_HEAD,
+                  show_edge=False, collapse_padding=True,
+                  pad_edge=False)
+    for column, justify in (("name", "left"), ("alias", "left"), ("input\nsamples", "right"),
+                            ("length\nms", "right"), ("rate\nkHz", "right"), ("params", "right"),
+                            ("paper\nMTAT AUC", "right")):
+        table.add_column(column, justify=justify, no_wrap=True)
+    for info in infos:
+        paper = info["paper"] or {}
+        short_aliases = [alias for alias in info["aliases"] if alias.count("-") == 1]
+        table.add_row(
+            info["name"], ", ".join(short_aliases) or "",
+            f"{info['input_samples']:,}" if info["input_samples"] else "?",
+            f"{info['input_ms']:,.0f}" if info["input_ms"] else "?",
+            f"{info['sample_rate'] / 1000:g}" if info["sample_rate"] else "?",
+            f"{info['params'] / 1e6:.2f} M",
+            f"{paper['mtat_auc']:.4f}" if paper.get("mtat_auc") else "–",
+        )
+    return table
 
 
 @app.command("info")
 def info_command(
     name: Annotated[str, typer.Argument(help="Model name, e.g. 'sample-3^9', 'sample-8k', 'frame-mel-729x243'.")],
-    num_outputs: Annotated[int, typer.Option("--num-outputs", "-o", help="Number of outputs (labels).")] = 50,
+    num_outputs: Annotated[int, typer.Option("--num-outputs", min=1, help="Number of outputs (labels).")] = 50,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Describe one model layer by layer, shaped like Table 1 of the paper."""
@@ -62,9 +72,10 @@ def info_command(
     if json_out:
         print_json(info)
         return
-    title = f"{info['name']}  ({info['family']}, {info['input_samples']:,} samples = {info['input_ms']:,} ms " \
-            f"at {info['sample_rate']:,} Hz)" if info["input_samples"] else info["name"]
-    table = Table(title=title, title_justify="left")
+    title = f"{info['name']}: {info['family']}, {info['input_samples']:,} samples = {info['input_ms']:,.0f} ms " \
+            f"at {info['sample_rate']:,} Hz" if info["input_samples"] else info["name"]
+    console.print(title, highlight=False, soft_wrap=True)  # above the table, not squeezed to its width
+    table = Table()
     for column, justify in (("layer", "left"), ("stride", "right"), ("output", "right"), ("params", "right")):
         table.add_column(column, justify=justify)
     for row in info.get("layers", []):
