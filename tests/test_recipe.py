@@ -226,7 +226,7 @@ def test_interrupted_recipe_resumes(tmp_path):
         run_recipe(resolve_recipe(recipe, workdir=work), runner=interrupted, echo=lambda line: None)
     assert calls == ["datasets", "preprocess"]
     lock = json.loads((work / LOCK_NAME).read_text())
-    assert list(lock["steps"]) == ["toy"]
+    assert {name: entry["state"] for name, entry in lock["steps"].items()} == {"toy": "done", "store": "started"}
 
     calls.clear()
     summary = run_recipe(resolve_recipe(recipe, workdir=work), runner=lambda a: calls.append(a[0]) or

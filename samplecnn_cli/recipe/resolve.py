@@ -176,16 +176,23 @@ def _expand_step(raw: dict, values: dict, where: str) -> list[Step]:
 
 def _make_step(raw: dict, name: str, scope: dict, label: str) -> Step:
     estimate = raw.get("estimate", {})
+    outputs = [_as_path(p) for p in _expand_args(raw.get("outputs", []), scope, label)]
+    if "clean" in raw:  # an explicit clean list is checked (and refused if it leaves the work folder)
+        clean = [_as_path(p) for p in _expand_args(raw["clean"], scope, label)]
+    else:  # by default the outputs, but only those inside the work folder
+        from samplecnn_cli.paths import removal_target
+
+        clean = [p for p in outputs if removal_target(p, scope["workdir"]) is not None]
     return Step(
         name=name,
         argv=_expand_args(raw["command"], scope, label),
         deps=[_as_path(p) for p in _expand_args(raw.get("deps", []), scope, label)],
-        outputs=[_as_path(p) for p in _expand_args(raw.get("outputs", []), scope, label)],
+        outputs=outputs,
         help=raw.get("help", ""),
         minutes=_number(estimate.get("minutes", 0), scope, label),
         disk_gb=_number(estimate.get("disk_gb", 0), scope, label),
         basis=estimate.get("basis", ""),
-        clean=[_as_path(p) for p in _expand_args(raw.get("clean", raw.get("outputs", [])), scope, label)],
+        clean=clean,
     )
 
 

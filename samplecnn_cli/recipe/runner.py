@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from samplecnn_cli import __version__
 from samplecnn_cli.errors import RunError
 from samplecnn_cli.recipe.hashing import fingerprint, fingerprints
 from samplecnn_cli.recipe.resolve import ResolvedRecipe, Step
@@ -47,20 +48,27 @@ class Decision:
 
 # -- the lock file --------------------------------------------------------------------------------
 def load_lock(workdir: Path) -> dict:
+    """The lock's step entries. Entries written by another samplecnn version are marked "outdated": an
+    upgrade may change what a command writes, so every step runs again (as spaCy projects do), and
+    cleans what it wrote before."""
     path = Path(workdir) / LOCK_NAME
-    if not path.is_file():
-        return {}
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError:  # a damaged lock only costs re-running steps
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):  # absent or damaged: steps just run again
         return {}
-    return data.get("steps", {}) if isinstance(data, dict) else {}
+    steps = data.get("steps", {}) if isinstance(data, dict) else {}
+    if not isinstance(steps, dict):
+        return {}
+    if data.get("samplecnn_version") != __version__:
+        return {name: {"state": "outdated"} for name in steps}
+    return {k: v for k, v in steps.items() if isinstance(v, dict)}
 
 
 def save_lock(workdir: Path, recipe_name: str, steps: dict) -> None:
     from samplecnn_cli.runs import write_json
 
-    write_json(Path(workdir) / LOCK_NAME, {"recipe": recipe_name, "steps": steps})
+    write_json(Path(workdir) / LOCK_NAME, {"recipe": recipe_name, "samplecnn_version": __version__,
+                                           "steps": steps})
 
 
 # -- deciding -------------------------------------------------------------------------------------
@@ -68,6 +76,10 @@ def decide(step: Step, entry: dict | None) -> tuple[bool, str]:
     """(run?, why) for one step against its lock entry."""
     if not entry:
         return True, "not run yet"
+    if entry.get("state") == "started":
+        return True, "interrupted last time"
+    if entry.get("state") == "outdated":
+        return True, "samplecnn version changed"
     if entry.get("command") != step.argv:
         return True, "command changed"
     old_deps = entry.get("deps", {})
@@ -142,15 +154,46 @@ def run_subprocess(argv: list[str]) -> int:
 
 def run_recipe(resolved: ResolvedRecipe, *, runner: Runner = run_in_process,
                echo: Callable[[str], None] = print) -> dict:
-    """Run the steps in order; returns the summary (also written to WORKDIR/recipe-summary.json)."""
+    """Run the steps in order; returns the summary (also written to WORKDIR/recipe-summary.json).
+    One `recipe run` at a time per work folder (a file lock that dies with its process)."""
+    from filelock import FileLock, Timeout
+
+    resolved.check_datasets()
+    check_clean_paths(resolved)
+    workdir = resolved.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    guard = FileLock(str(workdir / ".recipe.run.lock"))
+    try:
+        guard.acquire(timeout=0)
+    except Timeout:
+        raise RunError(f"another `samplecnn recipe run` is using the work folder {workdir}",
+                       hint="wait for it to finish, or pass another --workdir") from None
+    try:
+        return _run_steps(resolved, runner, echo)
+    finally:
+        guard.release()
+
+
+def check_clean_paths(resolved: ResolvedRecipe) -> None:
+    """Before any step runs: every path a step may remove must resolve inside the work folder."""
+    from samplecnn_cli.paths import removal_target
+
+    for step in resolved.steps:
+        for path in step.clean:
+            if removal_target(path, resolved.workdir) is None:
+                raise RunError(f"step '{step.name}' would clean {path}, which is outside the work folder "
+                               f"{resolved.workdir}",
+                               hint="a recipe may only remove paths under ${workdir} (no '..', no symlinks "
+                                    "leading out); set clean = [] for outputs kept elsewhere")
+
+
+def _run_steps(resolved: ResolvedRecipe, runner: Runner, echo: Callable[[str], None]) -> dict:
     import tomli_w
 
     from samplecnn_cli.runs import atomic_write_text, write_json
     from samplecnn_cli.workspace import ENV_VAR
 
-    resolved.check_datasets()
     workdir = resolved.workdir
-    workdir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(workdir / RESOLVED_NAME, "# written by `samplecnn recipe run`: the recipe with every "
                       "variable substituted\n" + tomli_w.dumps(resolved.as_dict()))
     lock = load_lock(workdir)
@@ -172,7 +215,10 @@ def run_recipe(resolved: ResolvedRecipe, *, runner: Runner = run_in_process,
                 raise RunError(f"step '{step.name}': input {missing[0]} does not exist",
                                hint="an earlier step should write it: check the recipe's deps and outputs")
             echo(f"{head}: running ({reason})\n  $ samplecnn {shlex.join(step.argv)}")
-            _clean(step, workdir)
+            if step.name in lock:  # ran (or started) before under this recipe: its old outputs go
+                _clean(step, workdir)
+            lock[step.name] = {"state": "started", "command": step.argv}
+            save_lock(workdir, resolved.recipe.name, lock)
             dep_prints = fingerprints(step.deps)
             t0 = time.perf_counter()
             code = runner(step.argv)
@@ -186,7 +232,7 @@ def run_recipe(resolved: ResolvedRecipe, *, runner: Runner = run_in_process,
             if absent:
                 raise RunError(f"step '{step.name}' succeeded but did not write its output {absent[0]}",
                                hint="the recipe's 'outputs' must list what the command writes")
-            lock[step.name] = {"command": step.argv, "deps": dep_prints, "outputs": fingerprints(step.outputs),
+            lock[step.name] = {"state": "done", "command": step.argv, "deps": dep_prints, "outputs": fingerprints(step.outputs),
                                "seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
             save_lock(workdir, resolved.recipe.name, lock)
             records.append({"name": step.name, "status": "ran", "seconds": seconds})
@@ -202,16 +248,14 @@ def run_recipe(resolved: ResolvedRecipe, *, runner: Runner = run_in_process,
 def _clean(step: Step, workdir: Path) -> None:
     """Commands refuse to overwrite a run or a toy dataset, so a step that runs again first removes its
     `clean` paths (by default its outputs; `clean = []` for commands that resume by themselves, such as
-    preprocess). Only paths inside the work folder are ever removed."""
-    import shutil
+    preprocess). Only paths inside the work folder are ever removed: they are resolved (symlinks and
+    `..` followed) before the check, and a path that leaves the work folder stops the recipe."""
+    from samplecnn_cli.paths import remove_inside
 
     for out in step.clean:
-        if workdir not in out.parents:
-            continue
-        if out.is_dir() and not out.is_symlink():
-            shutil.rmtree(out)
-        elif out.exists() or out.is_symlink():
-            out.unlink()
+        if not remove_inside(out, workdir):
+            raise RunError(f"step '{step.name}': refusing to clean {out}: it is outside the work folder {workdir}",
+                           hint="a recipe may only remove paths under ${workdir} (no '..', no symlinks leading out)")
 
 
 def _write_summary(resolved: ResolvedRecipe, records: list[dict], started: float, write_json) -> dict:

@@ -124,7 +124,7 @@ def _check_steps(recipe: Recipe, where: str) -> None:
         command = step.get("command")
         if not isinstance(command, list) or not command or not all(_is_arg(a) for a in command):
             raise UsageError(f"{label}: 'command' must be a non-empty list of strings "
-                             "(or {{ each = VAR, arg = TEMPLATE }} tables)",
+                             "(or { each = VAR, arg = TEMPLATE } tables)",
                              hint='e.g. command = ["train", "${model}", "--data", "${store}"]')
         if not isinstance(command[0], str) or command[0] in ("samplecnn", "python"):
             raise UsageError(f"{label}: 'command' starts with the samplecnn subcommand, e.g. \"train\"")
