@@ -103,20 +103,32 @@ def list_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """The bundled recipes: what each reproduces and what it costs on real data."""
-    from rich.table import Table
-
     from samplecnn_cli.recipe import bundled_recipes
 
     recipes = [r.summary() for r in bundled_recipes()]
     if json_out:
         print_json(recipes)
         return
-    table = Table(title=f"samplecnn recipes ({len(recipes)})", title_justify="left")
-    for column in ("name", "reproduces", "title", "steps", "datasets", "cost on real data"):
-        table.add_column(column, overflow="fold", no_wrap=column == "name")
-    for r in recipes:
-        table.add_row(r["name"], r["reproduces"], r["title"], str(r["steps"]), ", ".join(r["datasets"]) or "–",
-                      r["cost"])
-    console.print(table)
+    console.print(recipes_table(recipes))
     console.print("Run one with `samplecnn recipe run NAME` (add --dry-run to see the plan, --smoke for a "
                   "toy-scale check).", style="dim")
+
+
+def recipes_table(recipes: list[dict]):
+    """Three columns so the text column is wide enough at 80 columns to wrap at spaces, never mid-word:
+    the title, then what it reproduces, the datasets and the cost, dimmed."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"samplecnn recipes ({len(recipes)})", title_justify="left", box=box.SIMPLE_HEAD,
+                  show_edge=False, collapse_padding=True)
+    table.add_column("name", no_wrap=True)
+    table.add_column("steps", justify="right", no_wrap=True)
+    table.add_column("what it reproduces, what it costs on real data", ratio=1)
+    for r in recipes:
+        datasets = f"; datasets: {', '.join(r['datasets'])}" if r["datasets"] else ""
+        about = Text(r["title"], style="bold")
+        about.append(f"\nreproduces {r['reproduces']}{datasets}\ncost: {r['cost']}", style="dim")
+        table.add_row(r["name"], str(r["steps"]), about, end_section=True)
+    return table
