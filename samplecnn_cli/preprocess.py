@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from samplecnn_cli import __version__
-from samplecnn_cli.datasets.base import SPLITS, Item, Manifest
+from samplecnn_cli.datasets.base import SPLITS, Item, Manifest, confine
 from samplecnn_cli.errors import DataError, UsageError
 
 REPORT_NAME = "preprocess-report.json"
@@ -194,8 +194,11 @@ def run(manifest: Manifest, out: Path, settings: Settings,
     clip_seconds = manifest.clip_seconds if settings.clip_seconds is None else (settings.clip_seconds or None)
     if clip_seconds is not None and clip_seconds <= 0:
         raise UsageError("--clip-seconds must be positive (0 keeps whole clips)")
+    manifest = confine(manifest)  # audio outside the dataset root is reported as failed, never opened
     if not manifest.items:
-        raise DataError(f"the {manifest.dataset} dataset at {manifest.root} lists no clips")
+        reason = f" ({len(manifest.unresolved)} listed clip(s) failed: {manifest.unresolved[0][1]})" \
+            if manifest.unresolved else ""
+        raise DataError(f"the {manifest.dataset} dataset at {manifest.root} lists no readable clips{reason}")
     shard_k, shard_n = settings.shard
     chunk_size = settings.chunk_size or max(MIN_CHUNK, min(MAX_CHUNK, math.ceil(len(manifest.items) / 64)))
     fingerprint = _fingerprint(manifest, sample_rate, clip_seconds, chunk_size)

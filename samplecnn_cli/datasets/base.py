@@ -46,6 +46,35 @@ class Manifest:
         return out
 
 
+def confine(manifest: Manifest) -> Manifest:
+    """Keep only clips whose audio file really lies inside the dataset root; list the others as failed.
+
+    Paths are resolved first (symlinks, `..`), so `../../etc/passwd`, `/etc/hostname` and a symlink in
+    the root that points outside are all refused, and never opened. One file listed twice (under two
+    names that resolve to it) would leak a clip between splits: that is an error naming both rows.
+    """
+    from samplecnn_cli.paths import real
+
+    root = real(manifest.root)
+    kept, first_row = [], {}
+    unresolved = list(manifest.unresolved)
+    for item in manifest.items:
+        path = real(item.path)
+        if root not in path.parents:
+            unresolved.append((item.source, f"outside the dataset root {root}: not read"))
+            continue
+        if path in first_row:
+            other = first_row[path]
+            raise DataError(f"{path} is listed twice: as {other.source!r} ({other.split}) and as "
+                            f"{item.source!r} ({item.split})",
+                            hint="list each audio file once in the labels (a clip in two splits leaks "
+                                 "test data into training)")
+        first_row[path] = item
+        kept.append(item)
+    manifest.items, manifest.unresolved = kept, unresolved
+    return manifest
+
+
 class DatasetAdapter:
     """Subclass, set the class attributes, implement load(). Registered by name (see registry)."""
 
