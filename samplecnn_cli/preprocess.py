@@ -73,6 +73,7 @@ class Result:
     wall_seconds: float = 0.0
     up_to_date: bool = False
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # shown after the run (e.g. a damaged store rebuilt)
     report_path: Path | None = None
 
 
@@ -163,9 +164,28 @@ def _run_job(job: _Job) -> ChunkResult:
 # -- driver ---------------------------------------------------------------------------------------
 def _read_report(out: Path) -> dict:
     try:
-        return json.loads((out / REPORT_NAME).read_text())
+        report = json.loads((out / REPORT_NAME).read_text())
     except (OSError, ValueError):
         return {}
+    return report if isinstance(report, dict) else {}
+
+
+def _store_intact(out: Path, report: dict, result: Result) -> bool:
+    """True when every split file the report lists passes the store's cheap checks; a damaged or
+    missing one is noted (the caller rebuilds the store instead of calling it up to date)."""
+    from samplecnn_cli.data.store import check_split
+
+    splits = report.get("splits")
+    if not isinstance(splits, dict) or not splits:
+        return False
+    for split, clips in splits.items():
+        problem = check_split(out / f"{split}.h5", num_clips=clips if isinstance(clips, int) else -1,
+                              sample_rate=report.get("sample_rate"))
+        if problem:
+            state = "missing" if problem == "missing" else f"damaged ({problem})"
+            result.warnings.append(f"{out / f'{split}.h5'} is {state}: rebuilt the store")
+            return False
+    return True
 
 
 def _atomic_json(path: Path, data: dict) -> None:
@@ -205,10 +225,9 @@ def run(manifest: Manifest, out: Path, settings: Settings,
     result = Result(out=out, dataset=manifest.dataset, complete=False, notes=list(manifest.notes))
 
     previous = _read_report(out)
-    if (not settings.force and previous.get("fingerprint") == fingerprint
-            and all((out / f"{s}.h5").is_file() for s in previous.get("splits", {}))):
+    if not settings.force and previous.get("fingerprint") == fingerprint and _store_intact(out, previous, result):
         result.complete, result.up_to_date = True, True
-        result.written, result.failed = previous["written"], previous["failed"]
+        result.written, result.failed = previous.get("written", 0), previous.get("failed", [])
         result.splits, result.report_path = previous["splits"], out / REPORT_NAME
         result.wall_seconds = time.perf_counter() - started
         return result

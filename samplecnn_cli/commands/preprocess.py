@@ -67,10 +67,12 @@ def _summary(result) -> dict:
             "up_to_date": result.up_to_date, "written": result.written, "failed": len(result.failed),
             "splits": result.splits, "decoded_files": result.decoded_files, "reused_chunks": result.reused_chunks,
             "audio_hours": round(result.audio_hours, 4), "wall_seconds": round(result.wall_seconds, 2),
-            "report": str(result.report_path) if result.report_path else None}
+            "report": str(result.report_path) if result.report_path else None, "warnings": result.warnings}
 
 
 def _print(result) -> None:
+    for warning in result.warnings:
+        err_console.print(f"[yellow]{warning}[/]", highlight=False)
     if result.up_to_date:
         console.print(f"[green]{result.dataset}: {result.out} is up to date[/] ({result.written} clips; --force redoes it)")
         return

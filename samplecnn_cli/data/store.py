@@ -139,6 +139,48 @@ def merge_parts(parts: list[Path], path: Path, **writer_kwargs) -> int:
         return writer.num_clips
 
 
+def check_split(path: Path, *, num_clips: int | None = None, sample_rate: int | None = None) -> str | None:
+    """What is wrong with the split file `path` (a short reason), or None when it looks whole.
+
+    Cheap checks, no full read: it opens as HDF5, has the samplecnn attributes and datasets, its offsets
+    start at 0, never decrease and end at the audio length, the per-clip datasets agree on the clip
+    count, the per-clip datasets and the first and last audio samples can be read (a file cut short fails here). `num_clips` and
+    `sample_rate`, when given, must match too (what preprocess-report.json recorded).
+    """
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != FORMAT:
+                return "not a samplecnn store file"
+            missing = [name for name in ("audio", "offsets", "labels", "clip_ids", "paths") if name not in f]
+            if missing:
+                return f"no '{missing[0]}' dataset"
+            offsets = f["offsets"][:]
+            clips = len(offsets) - 1
+            if clips < 0 or offsets[0] != 0 or np.any(np.diff(offsets) < 0):
+                return "its clip offsets are not in order"
+            if int(offsets[-1]) != f["audio"].shape[0]:
+                return f"its offsets end at {int(offsets[-1])} but the audio holds {f['audio'].shape[0]} samples"
+            if any(f[name].shape[0] != clips for name in ("labels", "clip_ids", "paths")):
+                return "its labels, clip ids or paths disagree with the clip count"
+            if int(f.attrs.get("num_clips", clips)) != clips:
+                return f"it records {int(f.attrs['num_clips'])} clips but holds {clips}"
+            if num_clips is not None and clips != num_clips:
+                return f"it holds {clips} clips, the report says {num_clips}"
+            if sample_rate is not None and int(f.attrs.get("sample_rate", -1)) != sample_rate:
+                return f"its sample rate is {f.attrs.get('sample_rate')}, expected {sample_rate}"
+            for name in ("labels", "clip_ids", "paths"):  # one entry per clip: small, read whole
+                f[name][:]
+            if f["audio"].shape[0]:  # first and last chunk: a file cut short cannot give the last
+                f["audio"][0], f["audio"][-1]
+            json.loads(f.attrs.get("label_names", "[]"))
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        text = str(exc).strip().splitlines()
+        return f"unreadable ({text[0] if text else type(exc).__name__})"
+    return None
+
+
 class StoreSplit:
     """Read one split file. The HDF5 handle opens lazily and again after a fork (DataLoader workers)."""
 
@@ -148,6 +190,10 @@ class StoreSplit:
             raise DataError(f"no store file {self.path}")
         self._handle: h5py.File | None = None
         self._pid = -1
+        problem = check_split(self.path)
+        if problem:
+            raise DataError(f"{self.path} is damaged: {problem}",
+                            hint="run the same `samplecnn preprocess` command again: it rebuilds damaged files")
         try:
             with h5py.File(self.path, "r") as f:
                 attrs = dict(f.attrs)
@@ -156,7 +202,8 @@ class StoreSplit:
                 self.clip_ids = [s.decode() if isinstance(s, bytes) else s for s in f["clip_ids"][:]]
                 self.paths = [s.decode() if isinstance(s, bytes) else s for s in f["paths"][:]]
         except (OSError, KeyError) as exc:
-            raise DataError(f"{self.path} is not a readable samplecnn store: {exc}") from None
+            raise DataError(f"{self.path} is damaged: {exc}",
+                            hint="run the same `samplecnn preprocess` command again: it rebuilds damaged files") from None
         if attrs.get("format") != FORMAT:
             raise DataError(f"{self.path} is not a samplecnn store (no format={FORMAT} attribute)")
         self.attrs = attrs
