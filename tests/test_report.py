@@ -34,10 +34,10 @@ def _png(path: Path, title: str) -> None:
 
 
 def write_run(run_dir: Path, model: str, sample_rate: int, *, task: str = "multilabel", epoch_seconds: float,
-              auc: float = 0.8, with_extras: bool = True) -> Path:
+              auc: float = 0.8, with_extras: bool = True, dataset: str = "mtat") -> Path:
     """A run directory in the documented shapes (config, summary, metrics.jsonl, metrics.json, env)."""
     labels = TAGS if task == "multilabel" else ["a", "b"]
-    runs.write_config(run_dir, {"kind": "train", "model": model, "dataset": "synthetic", "sample_rate": sample_rate,
+    runs.write_config(run_dir, {"kind": "train", "model": model, "dataset": dataset, "sample_rate": sample_rate,
                                 "model_kwargs": {"num_outputs": len(labels), "sample_rate": sample_rate},
                                 "label_names": labels, "task": task, "seed": 0})
     rows = [{"epoch": e, "train_loss": 0.7 / e, "valid_loss": 0.8 / e, "train_seconds": epoch_seconds,
@@ -102,7 +102,18 @@ def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     r22 = write_run(root / "r22k", "sample-3^9", 22050, epoch_seconds=10.0, auc=0.9)
     r8 = write_run(root / "r8k", "sample-8k", 8000, epoch_seconds=5.0, auc=0.88, with_extras=False)
-    rc = write_run(root / "rgenre", "frame-raw-243", 22050, task="multiclass", epoch_seconds=4.0, with_extras=False)
+    rc = write_run(root / "rgenre", "frame-raw-243", 22050, task="multiclass", epoch_seconds=4.0, with_extras=False,
+                   dataset="synthetic")
+    # issue 14: a small model on FSDD at 8 kHz must not sit in Table 5's 8 kHz row
+    fsdd = write_run(root / "rfsdd", "sample-3^6", 8000, task="multiclass", epoch_seconds=2.0, with_extras=False,
+                     dataset="fsdd")
+    # a Table 2 configuration on MTAT but evaluated as single-label: another metric, not comparable
+    single = write_run(root / "rsingle", "frame-mel-729", 22050, task="multiclass", epoch_seconds=3.0,
+                       with_extras=False)
+    running = write_run(root / "rrunning", "sample-3^9", 22050, epoch_seconds=1.0, with_extras=False)
+    runs.mark_status(running, runs.RUNNING)  # this (live) process
+    failed = write_run(root / "rfailed", "sample-2k", 2000, epoch_seconds=1.0, with_extras=False)
+    runs.mark_status(failed, runs.FAILED, "killed")
     features = root / "compare"
     # the shape `samplecnn compare-features` writes
     runs.write_json(features / "table.json", {"dataset": "synthetic", "task": "multilabel",
@@ -112,7 +123,8 @@ def report(tmp_path_factory):
         {"features": "last 3 layers", "run_dir": "y", "columns": 3072, "roc_auc": 0.83, "pr_auc": 0.5,
          "paper": 0.9018, "paper_source": "Table 6", "epochs": 3, "seconds": 2.0}]})
     out = root / "out"
-    data = build_report([r22, r8, rc, features, root / "missing"], out, title="Test report")
+    data = build_report([r22, r8, rc, fsdd, single, running, failed, features, root / "missing"], out,
+                        title="Test report")
     return out, data
 
 
@@ -120,7 +132,7 @@ def test_html_holds_tables_and_decodable_images(report):
     out, _ = report
     page = _Page()
     page.feed((out / "report.html").read_text())
-    assert {"runs", "table2", "table5", "features-0", "table4-paper", "table6-paper"} <= set(page.tables)
+    assert {"runs", "table2", "table5", "other-runs", "features-0", "table4-paper", "table6-paper"} <= set(page.tables)
     # training curves, ROC, per-label AUC, confusion matrix, filter spectra, t-SNE
     assert len(page.images) >= 6
     for src in page.images:
@@ -137,13 +149,43 @@ def test_paper_numbers_beside_the_runs(report):
     tables = {t["id"]: t for t in data["tables"]}
     t2 = {row[1]: row for row in tables["table2"]["rows"]}
     assert len(t2) == 13
-    assert t2["sample-3^9"][5] == pytest.approx(0.9055) and "0.9000" in t2["sample-3^9"][6]
-    assert t2["frame-raw-243"][5] == pytest.approx(0.8823) and "0.7500 (accuracy" in t2["frame-raw-243"][6]
-    assert t2["frame-mel-729"][6] is None
+    assert t2["sample-3^9"][5] == pytest.approx(0.9055) and t2["sample-3^9"][6] == "0.9000"
+    assert t2["frame-raw-243"][5] == pytest.approx(0.8823) and t2["frame-raw-243"][6] is None  # synthetic data
+    assert t2["frame-mel-729"][6] is None  # on MTAT, but accuracy is not the paper's metric
     t5 = {(row[0], row[1]): row for row in tables["table5"]["rows"]}
-    assert t5[(22050, "sample-3^9")][4] == pytest.approx(1.0)
-    assert t5[(8000, "sample-8k")][4] == pytest.approx(0.5)  # 5 s / 10 s per epoch
-    assert t5[(8000, "sample-8k")][6] == pytest.approx(0.55) and t5[(8000, "sample-8k")][7] == pytest.approx(0.9031)
+    assert t5[(22050, "sample-3^9")][3] == pytest.approx(1.0)
+    assert t5[(8000, "sample-8k")][3] == pytest.approx(0.5)  # 5 s / 10 s per epoch
+    assert t5[(8000, "sample-8k")][5] == pytest.approx(0.55) and t5[(8000, "sample-8k")][6] == pytest.approx(0.9031)
+    assert t5[(8000, "sample-8k")][4] == pytest.approx(0.88)
+    assert [key for key in t5 if key[0] == 8000] == [(8000, "sample-8k")]  # not the FSDD sample-3^6
+
+
+def test_paper_tables_hold_only_paper_comparable_rows(report):
+    _, data = report
+    tables = {t["id"]: t for t in data["tables"]}
+    paper_cells = " ".join(str(v) for t in ("table2", "table5") for row in tables[t]["rows"] for v in row)
+    for name in ("rgenre", "rfsdd", "rsingle", "rrunning", "rfailed", "sample-3^6", "accuracy", "fsdd", "synthetic"):
+        assert name not in paper_cells
+    other = {row[0]: row for row in tables["other-runs"]["rows"]}
+    assert set(other) == {"rgenre", "rfsdd", "rsingle"}
+    assert "dataset fsdd, not MTAT" in other["rfsdd"][-1] and "metric accuracy" in other["rfsdd"][-1]
+    assert "not a paper configuration" in other["rfsdd"][-1]
+    assert other["rsingle"][-1] == "metric accuracy, not ROC-AUC"
+    assert other["rfsdd"][6] == "0.7500 (accuracy)"
+
+
+def test_unfinished_runs_are_never_rows(report):
+    _, data = report
+    every_cell = " ".join(str(v) for t in data["tables"] for row in t["rows"] for v in row)
+    assert "rrunning" not in every_cell and "rfailed" not in every_cell
+    assert {r["name"] for r in data["runs"]} == {"r22k", "r8k", "rgenre", "rfsdd", "rsingle"}
+    skipped = " ".join(data["skipped"])
+    assert "rrunning: run running, not finished" in skipped and "rfailed: run failed, not finished" in skipped
+
+
+def test_feature_tables_and_report_json(report):
+    _, data = report
+    tables = {t["id"]: t for t in data["tables"]}
     features = tables["features-0"]
     assert features["columns"][:4] == ["features", "columns", "roc_auc", "pr_auc"]
     assert features["rows"][1][:4] == ["last 3 layers", 3072, 0.83, 0.5] and 0.9018 in features["rows"][1]

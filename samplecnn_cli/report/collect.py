@@ -1,7 +1,8 @@
 """Reading what run directories (and feature-comparison / t-SNE folders) hold, skipping what is absent.
 
 A report input is one of:
-  - a run directory (config.toml): training or transfer run; everything else in it is optional
+  - a run directory (config.toml): training or transfer run whose status is done (running and
+    failed runs are skipped); everything else in it is optional
   - a compare-features folder (table.json, optional table.md)
   - a t-SNE figure (`samplecnn tsne` output: X.png + X.json with "points"), or a folder holding one
 Anything else is skipped with a reason.
@@ -145,6 +146,12 @@ def collect(paths: list[Path]) -> Collected:
             out.skipped.append(f"{path}: not a folder (nor a t-SNE PNG with its JSON)")
             continue
         if (path / "config.toml").is_file():
+            from samplecnn_cli.runs import DONE, run_status
+
+            status = run_status(path)
+            if status != DONE:  # a running or failed run would be an empty or misleading row
+                out.skipped.append(f"{path}: run {status}, not finished (left out of the report)")
+                continue
             try:
                 out.runs.append(read_run(path, out.skipped))
             except (OSError, tomllib.TOMLDecodeError) as exc:

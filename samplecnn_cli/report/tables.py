@@ -1,5 +1,8 @@
 """The report's tables as data: the run table and the paper's Tables 2, 4, 5, 6 beside the given runs.
 
+A paper table holds only runs comparable with the paper: the paper's configuration, on the paper's
+dataset (MTAT) and metric (ROC-AUC). Every other training run goes to a table of its own, with why.
+
 A table is {"id", "title", "columns", "rows" (lists of plain values), "note"}; HTML and Markdown are
 rendered from it, and report.json holds it as is.
 """
@@ -85,6 +88,29 @@ def canonical(run: RunData) -> str:
         return run.model
 
 
+PAPER_DATASET = "mtat"  # the paper's Tables 2-5 are ROC-AUC on MagnaTagATune
+
+
+def dataset(run: RunData) -> str:
+    return str(run.config.get("dataset") or "")
+
+
+def paper_mismatch(run: RunData, table_names: set[str], rate: int | None = None) -> list[str]:
+    """Why `run` cannot sit beside the paper's numbers in a table of `table_names` (at `rate` when the
+    table is per sample rate): another configuration, dataset or metric. Empty when it can."""
+    reasons = []
+    if run.kind != "train":
+        reasons.append(f"a {run.kind} run")
+    elif canonical(run) not in table_names or (rate is not None and run.sample_rate != rate):
+        reasons.append(f"{run.model} at {run.sample_rate or '?'} Hz is not a paper configuration of this table")
+    if dataset(run).lower() != PAPER_DATASET:
+        reasons.append(f"dataset {dataset(run) or 'unknown'}, not MTAT")
+    metric, _ = main_metric(run)
+    if metric != "ROC-AUC":
+        reasons.append(f"metric {metric}, not ROC-AUC")
+    return reasons
+
+
 def _num(value) -> float | None:
     try:
         value = float(value)
@@ -113,18 +139,28 @@ def run_table(runs: list[RunData]) -> dict:
                  "Metrics are song-level on the test split (metrics.json from `samplecnn evaluate`).")
 
 
+def _table2_names() -> set[str]:
+    from samplecnn_cli.registry import catalogue
+
+    return {e.name for e in catalogue()["models"].values() if "Table 2" in e.table}
+
+
 def table2(runs: list[RunData]) -> dict | None:
-    """Table 2: every configuration of the paper, with the metric of the given runs of that configuration."""
+    """Table 2: every configuration of the paper, with the MTAT ROC-AUC of the given runs of that exact
+    configuration on MTAT. Other runs go to `other_runs_table`, never here."""
     from samplecnn_cli.registry import catalogue, parse_name
 
-    ours: dict[str, list[str]] = {}
+    names = _table2_names()
+    ours: dict[str, list[float]] = {}
     for run in runs:
-        name, value = main_metric(run)
-        if run.kind == "train" and value is not None:
-            ours.setdefault(canonical(run), []).append(f"{value:.4f} ({name}, {run.config.get('dataset') or '?'})")
+        _, value = main_metric(run)
+        if value is not None and not paper_mismatch(run, names):
+            ours.setdefault(canonical(run), []).append(value)
+    if not ours:
+        return None
     rows = []
     for entry in catalogue()["models"].values():
-        if "Table 2" not in entry.table:
+        if entry.name not in names:
             continue
         spec = parse_name(entry.name)
         if spec.family == "sample":
@@ -133,65 +169,94 @@ def table2(runs: list[RunData]) -> dict | None:
             window, hop = spec.window, spec.hop
             n = round(math.log(59049 // hop, 3))
         family = {"sample": "sample-level", "frame-mel": "frame-level mel", "frame-raw": "frame-level raw"}[spec.family]
-        rows.append([family, entry.name, n, window, hop, entry.paper_auc, "; ".join(ours.get(entry.name, [])) or None])
-    if not any(r[-1] for r in rows):
-        return None
-    return table("table2", "Table 2: configurations (59,049-sample input)",
+        mine = ours.get(entry.name, [])
+        rows.append([family, entry.name, n, window, hop, entry.paper_auc,
+                     "; ".join(f"{v:.4f}" for v in mine) or None])
+    return table("table2", "Table 2: configurations (59,049-sample input), MTAT ROC-AUC",
                  ["model", "name", "n", "window / filter", "hop / stride", "paper MTAT AUC", "this report"], rows,
-                 "The paper's numbers are ROC-AUC on MTAT; this report's are the given runs' metric on their dataset.")
+                 "Only runs of the paper's configuration on MTAT, evaluated by ROC-AUC, are in this table; "
+                 "the others are in \"Runs outside the paper's setting\".")
+
+
+def _time_ratios(runs: list[RunData]) -> tuple[dict[int, float | None], dict[int, float | None], dict[str, RunData]]:
+    """Seconds per epoch and the ratio to a reference run of the same dataset (times compare only on one
+    dataset and machine): the 22,050 Hz run when there is one, else the slowest."""
+    speed = {id(r): seconds_per_epoch(r) for r in runs}
+    references: dict[str, RunData] = {}
+    for name in {dataset(r) for r in runs}:
+        timed = [r for r in runs if speed[id(r)] and dataset(r) == name]
+        if timed:
+            references[name] = next((r for r in timed if r.sample_rate == REFERENCE_RATE),
+                                    max(timed, key=lambda r: speed[id(r)]))
+    ratio = {}
+    for run in runs:
+        reference = references.get(dataset(run))
+        ratio[id(run)] = speed[id(run)] / speed[id(reference)] if speed[id(run)] and reference else None
+    return speed, ratio, references
+
+
+def _references_text(references: dict[str, RunData]) -> str:
+    return "; ".join(f"{d or '?'}: {r.name} ({r.sample_rate:,} Hz)" for d, r in sorted(references.items())) \
+        or "none (no timings)"
+
+
+def _table5_entries() -> dict[int, object]:
+    from samplecnn_cli.registry import catalogue, config_for_rate
+
+    rates = {e.sample_rate for e in catalogue()["models"].values() if e.table.startswith("Table 3")}
+    return {rate: config_for_rate(rate) for rate in sorted(rates | {REFERENCE_RATE})}
+
+
+def table5_comparable(run: RunData) -> bool:
+    entry = _table5_entries().get(run.sample_rate or 0)
+    return entry is not None and not paper_mismatch(run, {entry.name}, rate=run.sample_rate)
 
 
 def table5(runs: list[RunData]) -> dict | None:
-    """Table 5: sample rate vs training-time ratio and metric; ratio relative to the 22,050 Hz run, else
-    to the slowest run."""
-    from samplecnn_cli.registry import catalogue, config_for_rate, parse_name
-
-    sample_runs = []
-    for run in runs:
-        try:
-            family = parse_name(run.model).family
-        except Exception:
-            continue
-        if run.kind == "train" and family == "sample" and run.sample_rate:
-            sample_runs.append(run)
-    if not sample_runs:
+    """Table 5: the paper's configuration per sample rate vs training-time ratio and MTAT ROC-AUC, with
+    the given runs of exactly that configuration on MTAT. Other runs go to `other_runs_table`."""
+    comparable = [r for r in runs if table5_comparable(r)]
+    if not comparable:
         return None
-    speed = {id(r): seconds_per_epoch(r) for r in sample_runs}
-    # Times are only comparable on one dataset (and machine): one reference per dataset, the 22,050 Hz
-    # run when there is one, else the slowest run.
-    references: dict[str, RunData] = {}
-    for dataset in {str(r.config.get("dataset") or "") for r in sample_runs}:
-        timed = [r for r in sample_runs if speed[id(r)] and str(r.config.get("dataset") or "") == dataset]
-        if timed:
-            references[dataset] = next((r for r in timed if r.sample_rate == REFERENCE_RATE),
-                                       max(timed, key=lambda r: speed[id(r)]))
-    by_rate: dict[int, list[RunData]] = {}
-    for run in sample_runs:
-        by_rate.setdefault(run.sample_rate, []).append(run)
-    paper_rates = {e.sample_rate for e in catalogue()["models"].values() if e.table.startswith("Table 3")}
+    speed, ratio, references = _time_ratios(comparable)
     rows = []
-    for rate in sorted(paper_rates | {REFERENCE_RATE} | set(by_rate)):
-        entry = config_for_rate(rate)
-        paper_ratio = entry.train_time_ratio if entry and entry.train_time_ratio else (1.0 if rate == REFERENCE_RATE else None)
-        for run in by_rate.get(rate) or [None]:
+    for rate, entry in _table5_entries().items():
+        paper_ratio = entry.train_time_ratio or (1.0 if rate == REFERENCE_RATE else None)
+        for run in [r for r in comparable if r.sample_rate == rate] or [None]:
             if run is None:
-                rows.append([rate, entry.name if entry else "", None, None, None, None, paper_ratio,
-                             entry.paper_auc if entry else None])
+                rows.append([rate, entry.name, None, None, None, paper_ratio, entry.paper_auc])
                 continue
-            name, value = main_metric(run)
-            dataset = str(run.config.get("dataset") or "")
-            reference = references.get(dataset)
-            ratio = speed[id(run)] / speed[id(reference)] if speed[id(run)] and reference else None
-            rows.append([rate, run.model, dataset, _r(speed[id(run)], 2), _r(ratio, 2),
-                         f"{value:.4f} ({name})" if value is not None else None, paper_ratio,
-                         entry.paper_auc if entry else None])
-    ref_text = "; ".join(f"{d or '?'}: {r.name} ({r.sample_rate:,} Hz)" for d, r in sorted(references.items())) \
-        or "none (no timings)"
-    return table("table5", "Table 5: sample rate vs training time and metric",
-                 ["sample rate (Hz)", "model", "dataset", "s / epoch", "time ratio", "this report",
+            _, value = main_metric(run)
+            rows.append([rate, run.model, _r(speed[id(run)], 2), _r(ratio[id(run)], 2), _r(value),
+                         paper_ratio, entry.paper_auc])
+    return table("table5", "Table 5: sample rate vs training time and MTAT ROC-AUC",
+                 ["sample rate (Hz)", "model", "s / epoch", "time ratio", "this report (MTAT AUC)",
                   "paper time ratio", "paper MTAT AUC"], rows,
-                 f"Time ratio = mean training seconds per epoch relative to the reference run of the same dataset "
-                 f"(the 22,050 Hz run, else the slowest): {ref_text}.")
+                 "Only runs of the paper's configuration for a rate, on MTAT, evaluated by ROC-AUC. Time ratio = "
+                 "mean training seconds per epoch relative to the 22,050 Hz run (else the slowest): "
+                 f"{_references_text(references)}.")
+
+
+def other_runs_table(runs: list[RunData]) -> dict | None:
+    """Training runs that fit none of the paper's tables (another configuration, dataset or metric), with
+    the reason and their own time ratios (per dataset), so nothing is read as comparable to the paper."""
+    names = _table2_names()
+    others = [r for r in runs if r.kind == "train" and paper_mismatch(r, names) and not table5_comparable(r)]
+    if not others:
+        return None
+    speed, ratio, references = _time_ratios(others)
+    rows = []
+    for run in others:
+        name, value = main_metric(run)
+        why = paper_mismatch(run, names)
+        rows.append([run.name, run.model, dataset(run), run.sample_rate, _r(speed[id(run)], 2),
+                     _r(ratio[id(run)], 2), f"{value:.4f} ({name})" if value is not None else "not evaluated",
+                     "; ".join(why)])
+    return table("other-runs", "Runs outside the paper's setting (not comparable with its tables)",
+                 ["run", "model", "dataset", "sample rate (Hz)", "s / epoch", "time ratio", "metric",
+                  "why not in the paper's tables"], rows,
+                 "Time ratio = mean training seconds per epoch relative to the 22,050 Hz run of the same dataset "
+                 f"(else the slowest): {_references_text(references)}.")
 
 
 def paper_table4() -> dict:
@@ -265,7 +330,7 @@ def _cell(value):
 def build_tables(collected: Collected) -> list[dict]:
     runs = collected.runs
     tables = [run_table(runs)] if runs else []
-    for maker in (table2, table5, transfer_table):
+    for maker in (table2, table5, other_runs_table, transfer_table):
         made = maker(runs)
         if made:
             tables.append(made)
