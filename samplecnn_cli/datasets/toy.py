@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,9 @@ NOTES_PER_SECOND = {"slow": 2.0, "fast": 8.0}
 PENTATONIC = (0, 2, 4, 7, 9)
 FORMATS = (".wav", ".flac", ".mp3")
 SPLIT_FRACTIONS = (("train", 0.7), ("valid", 0.15), ("test", 0.15))
+# A third of the clips are MP3, and MP3 exists only at these rates
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+MAX_CLIPS = 100_000
 
 
 def _midi_hz(note: float) -> float:
@@ -131,17 +135,35 @@ def _choose_tags(rng: np.random.Generator) -> dict:
 
 def make_toy(directory: Path, *, clips: int = 240, seconds: float = 3.5, seed: int = 0,
              sample_rate: int = 22050) -> dict:
-    """Write the toy dataset into `directory` (created; must be empty or absent). Returns a summary."""
+    """Write the toy dataset into `directory` (created; must be empty or absent). Returns a summary.
+
+    Every option is checked before anything is written. The files are written into a hidden sibling
+    folder that is renamed to `directory` when complete, so a failed or killed run leaves nothing that
+    blocks the next one (its leftover is removed by the next run).
+    """
     from samplecnn_cli import audio
 
-    if clips < 6:
-        raise UsageError(f"--clips must be at least 6 (got {clips}) so every split gets clips")
+    if not 6 <= clips <= MAX_CLIPS:
+        raise UsageError(f"--clips must be between 6 and {MAX_CLIPS:,} (got {clips}) so every split gets clips")
     if not 0.5 <= seconds <= 60:
         raise UsageError(f"--seconds must be between 0.5 and 60 (got {seconds})")
-    directory = Path(directory)
+    if sample_rate not in MP3_RATES:
+        raise UsageError(f"--sr must be one of {', '.join(map(str, MP3_RATES))} Hz (got {sample_rate})",
+                         hint="a third of the toy clips are MP3 files, which exist only at these rates")
+    if seed < 0:
+        raise UsageError(f"--seed must be 0 or more (got {seed})")
+    directory = Path(directory).expanduser()
+    if directory.exists() and not directory.is_dir():
+        raise DataError(f"{directory} exists and is not a folder", hint="make the toy dataset in a new folder")
     if directory.exists() and any(directory.iterdir()):
         raise DataError(f"{directory} is not empty", hint="make the toy dataset in a new or empty folder")
-    (directory / "audio").mkdir(parents=True, exist_ok=True)
+    final, directory = directory, directory.with_name(f".{directory.name}.partial")
+    if directory.exists():  # left by a run that was killed
+        shutil.rmtree(directory)
+    try:
+        (directory / "audio").mkdir(parents=True)
+    except OSError as exc:
+        raise DataError(f"cannot create {final}: {exc.strerror or exc}") from None
     rng = np.random.default_rng(seed)
     order = rng.permutation(clips)
     bounds = np.cumsum([0] + [int(round(f * clips)) for _, f in SPLIT_FRACTIONS[:-1]])
@@ -167,6 +189,10 @@ def make_toy(directory: Path, *, clips: int = 240, seconds: float = 3.5, seed: i
     tmp = directory / "labels.csv.tmp"
     tmp.write_text(buffer.getvalue())
     os.replace(tmp, directory / "labels.csv")  # written last: its presence means the dataset is whole
+    if final.exists():
+        final.rmdir()  # checked empty above
+    os.replace(directory, final)
+    directory = final
     counts = {tag: sum(tag in r["tags"].split(";") for r in rows) for tag in TAGS}
     return {"path": str(directory), "clips": clips, "seconds": seconds, "sample_rate": sample_rate,
             "seed": seed, "splits": {s: sum(r["split"] == s for r in rows) for s, _ in SPLIT_FRACTIONS},
