@@ -189,7 +189,7 @@ def _store_intact(out: Path, report: dict, result: Result) -> bool:
 
 
 def _atomic_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)
 
@@ -288,22 +288,17 @@ def run(manifest: Manifest, out: Path, settings: Settings,
                   settings.strict)
 
 
-def _take_lock(path: Path) -> bool:
-    """An exclusive merge lock; a lock left by a dead process on this machine is taken over."""
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            os.write(fd, str(os.getpid()).encode())
-            os.close(fd)
-            return True
-        except FileExistsError:
-            try:
-                pid = int(path.read_text() or "0")
-                os.kill(pid, 0)
-                return False  # alive: another shard is merging
-            except (ValueError, ProcessLookupError, PermissionError, OSError):
-                path.unlink(missing_ok=True)
-    return False
+def _take_lock(path: Path):
+    """The exclusive merge lock (a `filelock` lock: the OS drops it when its process dies, however it
+    dies, and a live holder of any user keeps it), or None when another process holds it."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(path), timeout=0)
+    try:
+        lock.acquire()
+    except (Timeout, PermissionError):  # PermissionError: a lock file of another user, in use or not
+        return None
+    return lock
 
 
 def _merge(manifest, out, parts_dir, chunks, part_path, base_kwargs, fingerprint, result, started, strict):
@@ -311,12 +306,14 @@ def _merge(manifest, out, parts_dir, chunks, part_path, base_kwargs, fingerprint
 
     from samplecnn_cli.data.store import merge_parts
 
-    lock = parts_dir / "merge.lock"
-    if not _take_lock(lock):
+    lock = _take_lock(parts_dir / "merge.lock")
+    if lock is None:
         result.notes.append("another process is merging this store; it will write the report")
         result.wall_seconds = time.perf_counter() - started
         return result
     try:
+        for leftover in out.glob(".*.h5.*.tmp"):  # temporary files of a merge that was killed
+            leftover.unlink(missing_ok=True)
         failed = [{"path": p, "reason": r} for p, r in manifest.unresolved]
         for i in range(len(chunks)):
             with h5py.File(part_path(i), "r") as f:
@@ -350,7 +347,7 @@ def _merge(manifest, out, parts_dir, chunks, part_path, base_kwargs, fingerprint
         except OSError:
             pass
     finally:
-        lock.unlink(missing_ok=True)
+        lock.release()
     result.complete = True
     result.written, result.failed, result.splits = written, failed, splits
     result.report_path = out / REPORT_NAME

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,7 +42,9 @@ _STR = h5py.string_dtype()
 
 
 class SplitWriter:
-    """Append clips to `<path>.tmp`; `close()` renames it to `path`, so a store file is whole or absent."""
+    """Append clips to a temporary file beside `path`; `close()` renames it to `path`, so a store file
+    is whole or absent. The temporary name is unique per writer (`.<name>.<pid>-<random>.tmp`), so two
+    writers of one path never share (and corrupt) one temporary file."""
 
     def __init__(self, path: Path, *, sample_rate: int, label_names: list[str], task: str,
                  dataset: str, split: str, clip_samples: int = 0, preprocess: dict | None = None,
@@ -49,7 +52,7 @@ class SplitWriter:
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, not {task!r}")
         self.path = Path(path)
-        self.tmp_path = self.path.with_name(self.path.name + ".tmp")
+        self.tmp_path = self.path.with_name(f".{self.path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.num_labels = len(label_names)
         self._file = h5py.File(self.tmp_path, "w")
