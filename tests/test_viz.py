@@ -203,3 +203,50 @@ def test_cli_compare_figure4(run_dir, tmp_path):
             assert peaks == sorted(peaks) and peaks[-1] <= entry["sample_rate"] / 2
     assert (out / "figure4.png").stat().st_size > 1000
     assert json.loads((out / "compare.json").read_text())["runs"] == data["runs"]
+
+
+# -- layer 1: linear up to its ReLU, so it is read from its weights (issue 14) -----------------------
+def test_layer1_weight_response_is_the_filters_frequency_response():
+    model = create_model("sample-3^4", num_outputs=2, sample_rate=8000).eval()
+    with torch.no_grad():
+        model.front[0].weight[:3, 0, :] = torch.tensor([[1.0, 1.0, 1.0], [1.0, -1.0, 1.0], [1.0, 0.0, -1.0]])
+    result = F.weight_response(model, [0, 1, 2], sample_rate=8000)
+    assert result.method == "weights" and result.waveforms.shape == (3, 3)
+    # low-pass peaks at 0 Hz, alternating signs at sr/2, a difference at sr/4
+    assert result.peak_hz.tolist() == pytest.approx([0.0, 4000.0, 2000.0])
+    assert [result.filters[i] for i in result.order] == [0, 2, 1]
+    bn = model.front[1]
+    gain = float(bn.weight[0].detach() / torch.sqrt(bn.running_var[0] + bn.eps))
+    assert result.spectra[0, 0] == pytest.approx(3 * abs(gain), rel=1e-5)  # |H(0)| = sum of taps x BN gain
+
+
+def test_layer1_gradient_ascent_only_finds_sr_over_3(model):
+    """Why the default is not gradient ascent at layer 1: every filter's result peaks at sr/3."""
+    result = F.gradient_ascent(model, 1, steps=6, seed=0, sample_rate=8000)
+    assert np.allclose(result.peak_hz, 8000 / 3, atol=8000 / 729)
+    weights = F.layer_filters(model, 1, sample_rate=8000)  # auto
+    assert weights.method == "weights" and len(set(np.round(weights.peak_hz))) > 3
+
+
+def test_layer1_figures_say_why(model):
+    from samplecnn_cli.viz import figures
+
+    for result in (F.layer_filters(model, 1, sample_rate=8000), F.gradient_ascent(model, 1, steps=2)):
+        fig = figures.spectra_figure(result, "m")
+        text = " ".join(t.get_text() for t in fig.texts)
+        assert "linear up to its ReLU" in text and "sr/3 = 2,667 Hz" in text
+        figures.plt.close(fig)
+
+
+def test_cli_default_is_weights_and_method_is_checked(run_dir, tmp_path):
+    result = runner.invoke(app, ["visualize-filters", str(run_dir), "--out", str(tmp_path / "d"), "--json"])
+    assert result.exit_code == 0, result.output
+    layer = json.loads(result.stdout)["layers"][0]
+    assert layer["layer"] == 1 and layer["method"] == "weights" and "sr/3" in layer["note"]
+    asc = runner.invoke(app, ["visualize-filters", str(run_dir), "--method", "ascent", "--steps", "2",
+                              "--out", str(tmp_path / "a"), "--json"])
+    assert json.loads(asc.stdout)["layers"][0]["method"] == "ascent"
+    bad = runner.invoke(app, ["visualize-filters", str(run_dir), "--layer", "2", "--method", "weights"])
+    assert bad.exit_code == 2 and "layer 1 only" in bad.stderr
+    helped = runner.invoke(app, ["visualize-filters", "--help"], env={"COLUMNS": "200"})
+    assert "linear up to its ReLU" in helped.stdout and "0 and sr/3" in helped.stdout

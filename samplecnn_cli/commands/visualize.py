@@ -17,6 +17,9 @@ def visualize_filters(
                         ] = None,
     layer: Annotated[str, typer.Option("--layer", "-l", help="Layer(s): 4, 1,2,3, 1-4 or all "
                                        "(1 = first conv stage).")] = "1",
+    method: Annotated[str, typer.Option("--method", "-m", help="auto (layer 1: the frequency response of its "
+                                        "weights; layers 2 and up: gradient ascent), weights (layer 1 only) "
+                                        "or ascent.")] = "auto",
     filters: Annotated[str, typer.Option("--filters", "-f", help="'all' or 0-based filter indices, e.g. 0,5,7.")
                        ] = "all",
     input_samples: Annotated[int, typer.Option("--input-samples", min=1,
@@ -34,8 +37,13 @@ def visualize_filters(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (one object per filter).")
                        ] = False,
 ) -> None:
-    """Gradient ascent from noise per filter: waveforms (Fig. 2), sorted spectra (Fig. 3) or, with --compare,
-    spectra of models at different sample rates side by side (Fig. 4)."""
+    """What each filter responds to: waveforms (Fig. 2), sorted spectra (Fig. 3) or, with --compare, spectra
+    of models at different sample rates side by side (Fig. 4).
+
+    Layers 2 and up: gradient ascent from noise per filter. Layer 1 (the default) is drawn from its
+    weights: a filter = stride = 3 first layer is linear up to its ReLU, so gradient ascent there can only
+    give energy at 0 and sr/3 (one line, whatever the filter learned); each filter's frequency response
+    is what it actually passes. --method ascent draws the gradient-ascent version anyway."""
     from samplecnn_cli.viz.visualize import compare_runs, visualize_run
 
     def progress(message: str) -> None:
@@ -67,7 +75,8 @@ def visualize_filters(
     if not Path(run_dir).is_dir():
         raise UsageError(f"{run_dir} is not a folder", hint="pass a run directory written by `samplecnn train`")
     summary = visualize_run(run_dir, layer, filters, input_samples=input_samples, steps=steps,
-                            step_size=step_size, seed=seed, out_dir=out, svg=not no_svg, progress=progress)
+                            step_size=step_size, seed=seed, out_dir=out, svg=not no_svg, progress=progress,
+                            method=method)
     if as_json:
         rows = [row for entry in summary["layers"] for row in entry["filters"]]
         print_json({**{k: v for k, v in summary.items() if k != "layers"},
@@ -76,6 +85,10 @@ def visualize_filters(
         return
     for entry in summary["layers"]:
         peaks = [row["peak_hz"] for row in entry["filters"]]
-        typer.echo(f"layer {entry['layer']}: {entry['num_filters']} filters, input {entry['input_samples']} samples, "
-                   f"peaks {min(peaks):,.0f}-{max(peaks):,.0f} Hz (median {sorted(peaks)[len(peaks) // 2]:,.0f})")
+        source = "weights (frequency response)" if entry["method"] == "weights" else \
+            f"gradient ascent on {entry['input_samples']} samples"
+        typer.echo(f"layer {entry['layer']}: {entry['num_filters']} filters, {source}, peaks "
+                   f"{min(peaks):,.0f}-{max(peaks):,.0f} Hz (median {sorted(peaks)[len(peaks) // 2]:,.0f})")
+        if entry.get("note"):
+            progress(entry["note"])
     typer.echo(f"Figures and filters.json in {summary['out_dir']}")

@@ -36,30 +36,51 @@ def save_figure(fig, stem: Path, svg: bool = True) -> list[Path]:
     return paths
 
 
+DB_RANGE = 40.0  # colour scale: 0 dB at each filter's peak down to -40 dB, so weaker bands stay visible
+COLOUR_LABEL = f"magnitude (dB re. each filter's peak, -{DB_RANGE:.0f} to 0)"
+
+
 def _spectrum_image(result: LayerFilters) -> np.ndarray:
-    """(K freq bins, F filters): spectra sorted by peak frequency, each normalised to its maximum."""
+    """(K freq bins, F filters): spectra sorted by peak frequency, in dB relative to each one's maximum."""
     spectra = result.spectra[result.order]
     peak = spectra.max(axis=1, keepdims=True)
-    return (spectra / np.where(peak > 0, peak, 1.0)).T
+    relative = spectra / np.where(peak > 0, peak, 1.0)
+    return np.maximum(20 * np.log10(np.maximum(relative, 1e-12)), -DB_RANGE).T
 
 
 def _draw_spectra(ax, result: LayerFilters, title: str):
     image = _spectrum_image(result)
     extent = (-0.5, image.shape[1] - 0.5, 0.0, result.sample_rate / 2)
     mappable = ax.imshow(image, origin="lower", aspect="auto", extent=extent, cmap="magma",
-                         interpolation="nearest", vmin=0.0, vmax=1.0)
+                         interpolation="nearest", vmin=-DB_RANGE, vmax=0.0)
     ax.set_title(title)
     ax.set_xlabel("filter rank (sorted by peak frequency)")
     ax.set_ylabel("frequency (Hz)")
     return mappable
 
 
+def layer1_note(result: LayerFilters) -> str:
+    """The caption that keeps a layer-1 figure from looking broken (see viz/filters.py)."""
+    if result.layer != 1 or not result.stride:
+        return ""
+    line = f"sr/{result.stride} = {result.sample_rate / result.stride:,.0f} Hz"
+    if result.method == "weights":
+        return (f"Layer 1 is linear up to its ReLU (stride {result.stride}): gradient ascent would only give energy "
+                f"at 0 and multiples of {line},\nso each filter's frequency response is computed from its weights.")
+    return (f"Layer 1 is linear up to its ReLU (stride {result.stride}): gradient ascent can only give energy at 0 "
+            f"and multiples of {line}.\nThe default (--method auto) shows the weights' frequency responses instead.")
+
+
 def spectra_figure(result: LayerFilters, model_name: str = ""):
     """Figure 3: the magnitude spectrum of every filter of a layer, sorted by the frequency of its peak."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    title = f"Layer {result.layer} filter spectra ({len(result.filters)} filters, {result.sample_rate:,} Hz)"
+    what = "frequency responses of the weights" if result.method == "weights" else "gradient-ascent spectra"
+    title = f"Layer {result.layer} {what} ({len(result.filters)} filters, {result.sample_rate:,} Hz)"
     mappable = _draw_spectra(ax, result, f"{model_name}: {title}" if model_name else title)
-    fig.colorbar(mappable, ax=ax, label="magnitude (normalised per filter)")
+    fig.colorbar(mappable, ax=ax, label=COLOUR_LABEL)
+    note = layer1_note(result)
+    if note:
+        fig.text(0.01, -0.02, note, fontsize=7.5, va="top", ha="left", color="#333")
     return fig
 
 
@@ -71,8 +92,9 @@ def waveforms_figure(result: LayerFilters, model_name: str = "", examples: int =
     rows = int(np.ceil(count / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(7, 1.5 * rows + 0.8), squeeze=False, sharex=True)
     time_ms = np.arange(result.input_samples) / result.sample_rate * 1000
+    marker = "o" if result.input_samples <= 32 else None  # a few taps of layer 1's weights
     for ax, i in zip(axes.flat, picks, strict=False):
-        ax.plot(time_ms, result.waveforms[i], linewidth=0.7)
+        ax.plot(time_ms, result.waveforms[i], linewidth=0.7, marker=marker, markersize=3)
         ax.set_title(f"filter {result.filters[i]} (peak {result.peak_hz[i]:,.0f} Hz)", fontsize=8)
         ax.set_ylabel("amplitude (a.u.)", fontsize=7)
         ax.tick_params(labelsize=7)
@@ -81,7 +103,8 @@ def waveforms_figure(result: LayerFilters, model_name: str = "", examples: int =
     for ax in axes[-1]:
         ax.set_xlabel("time (ms)")
     head = f"{model_name}: " if model_name else ""
-    fig.suptitle(f"{head}layer {result.layer} gradient-ascent waveforms", fontsize=10)
+    what = "filter weights (impulse responses)" if result.method == "weights" else "gradient-ascent waveforms"
+    fig.suptitle(f"{head}layer {result.layer} {what}", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -107,7 +130,10 @@ def compare_figure(columns: list[tuple[str, dict[int, LayerFilters]]]):
     fig.suptitle("Filter spectra by sample rate (sorted by peak frequency)", fontsize=11)
     fig.tight_layout()
     if mappable is not None:
-        fig.colorbar(mappable, ax=axes, label="magnitude (normalised per filter)", shrink=0.6)
+        fig.colorbar(mappable, ax=axes, label=COLOUR_LABEL, shrink=0.6)
+    if any(1 in results for _, results in columns):
+        fig.text(0.01, 0.0, "Layer 1: frequency responses of the weights (linear up to its ReLU, so gradient ascent "
+                 "would only give lines at multiples of sr/stride).", fontsize=7, va="top")
     return fig
 
 

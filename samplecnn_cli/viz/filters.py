@@ -9,10 +9,13 @@ still has a gradient when the filter is silent on the starting noise. Earlier st
 Spectra are magnitudes of the FFT of each mean-removed waveform, from 0 to sr/2; `peak_hz` is the
 frequency of the largest bin, and filters are sorted by it (Figure 3).
 
-What to expect at layer 1 of a sample-level model: the strided first conv (filter = stride = m) is linear
-up to its ReLU, so the ascent's gradient is the filter itself tiled with period m, and the result's
-spectrum has energy only at multiples of sr/m (e.g. one line at sr/3 for m = 3 after the mean is removed).
-The layers above, with ReLU and pooling in between, are where the method shows bands.
+Layer 1 is read from its weights by default (`weight_response`), not by gradient ascent: the strided
+first conv (filter = stride = m in sample-level models) is linear up to its ReLU (conv, then BN: an
+affine map per channel), so the ascent's gradient is the filter itself tiled with period m, and the
+result's spectrum has energy only at multiples of sr/m: 0 and sr/3 for m = 3, one line at sr/3 once the
+mean is removed, whatever the filter learned. The filter's own frequency response |H(f)| is what it
+passes, so that is the informative picture of layer 1. The layers above, with ReLU and pooling in
+between, are where gradient ascent shows bands.
 
 Frame-level mel models have no learned filter at layer 1 (it is the mel spectrogram): asking for it is
 a UsageError; layers 2.. are their conv modules, numbered as for the other families.
@@ -31,6 +34,8 @@ import numpy as np
 from samplecnn_cli.errors import UsageError
 
 DEFAULT_INPUT_SAMPLES = 729
+RESPONSE_FFT = 1024  # zero-padded FFT length for the frequency response of layer 1's weights
+METHODS = ("auto", "weights", "ascent")
 DEFAULT_STEPS = 18
 DEFAULT_STEP_SIZE = 1.0
 NOISE_STD = 0.1  # starting noise, small against the accumulated steps (each step has RMS = step size)
@@ -50,6 +55,8 @@ class LayerFilters:
     spectra: np.ndarray  # (F, K) magnitude
     peak_hz: np.ndarray  # (F,)
     order: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))  # positions into `filters`
+    method: str = "ascent"  # "ascent" (waveforms are optimised inputs) or "weights" (waveforms are the taps)
+    stride: int = 0  # layer 1's stride (what limits gradient ascent there); 0 for deeper layers
 
     def sorted_rows(self) -> list[dict]:
         """One dict per filter, in the sorted (peak frequency) order."""
@@ -145,6 +152,70 @@ def layer_response(model, x, layer: int):
     return stage[1](stage[0](h))  # conv -> BN
 
 
+def front_stride(model) -> int:
+    return int(model.front[0].stride[0])
+
+
+def linear_front_note(model, sample_rate: int, method: str) -> str:
+    """Why layer 1 is read from its weights (or why its gradient-ascent picture is lines): one sentence."""
+    m, k = front_stride(model), int(model.front[0].kernel_size[0])
+    shape = f"filter = stride = {m}" if k == m else f"filter {k}, stride {m}"
+    why = (f"Layer 1 ({shape}) is linear up to its ReLU, so gradient ascent can only give energy at 0 and "
+           f"multiples of sr/{m} ({sample_rate / m:,.0f} Hz)")
+    if method == "weights":
+        return f"{why}: shown instead is each filter's frequency response, from its weights."
+    return f"{why}; --method auto shows each filter's frequency response from its weights."
+
+
+def resolve_method(model, layer: int, method: str) -> str:
+    """'auto' -> 'weights' for a learned layer 1, 'ascent' elsewhere; 'weights' only exists for layer 1."""
+    if method not in METHODS:
+        raise UsageError(f"unknown --method '{method}'", hint="use auto, weights or ascent")
+    if method == "auto":
+        return "weights" if layer == 1 and has_learned_front(model) else "ascent"
+    if method == "weights" and layer != 1:
+        raise UsageError(f"--method weights reads layer 1 only (layer {layer} is not linear)",
+                         hint="use --method auto: gradient ascent for layers 2 and up")
+    return method
+
+
+def layer_filters(model, layer: int, filters: list[int] | None = None, *, method: str = "auto",
+                  **ascent_options) -> LayerFilters:
+    """What `layer`'s filters respond to, by the method `resolve_method` picks."""
+    check_layer(model, layer)
+    if resolve_method(model, layer, method) == "weights":
+        return weight_response(model, filters, sample_rate=ascent_options.get("sample_rate"))
+    return gradient_ascent(model, layer, filters, **ascent_options)
+
+
+def weight_response(model, filters: list[int] | None = None, *, sample_rate: int | None = None,
+                    n_fft: int = RESPONSE_FFT) -> LayerFilters:
+    """Layer 1's filters read directly: the taps scaled by BN's per-channel gain, and |H(f)| of each.
+
+    Conv then BN is linear per channel, so a sinusoid of frequency f comes out scaled by |H(f)| (before
+    the stride folds frequencies): the spectrum of the taps is exactly what the filter passes. Unlike
+    gradient-ascent spectra the mean is kept: a low-pass filter's peak is at 0 Hz.
+    """
+    import torch
+
+    check_layer(model, 1)
+    conv, bn = model.front[0], model.front[1]
+    channels = int(conv.out_channels)
+    filters = list(range(channels)) if filters is None else list(filters)
+    with torch.no_grad():
+        gain = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).abs() if bn.affine else \
+            1.0 / torch.sqrt(bn.running_var + bn.eps)
+        taps = (conv.weight[:, 0, :] * gain[:, None]).double().numpy()[filters]
+    sr = int(sample_rate or model.sample_rate)
+    spectra = np.abs(np.fft.rfft(taps, n=max(n_fft, taps.shape[-1]), axis=-1))
+    freqs = np.fft.rfftfreq(max(n_fft, taps.shape[-1]), d=1.0 / sr)
+    peak_hz = freqs[np.argmax(spectra, axis=-1)]
+    order = np.argsort(peak_hz, kind="stable")
+    return LayerFilters(layer=1, sample_rate=sr, input_samples=taps.shape[-1], filters=filters, waveforms=taps,
+                        freqs_hz=freqs, spectra=spectra, peak_hz=peak_hz, order=order, method="weights",
+                        stride=front_stride(model))
+
+
 # -- gradient ascent -------------------------------------------------------------------------------
 def gradient_ascent(model, layer: int, filters: list[int] | None = None, *, input_samples: int = DEFAULT_INPUT_SAMPLES,
                     steps: int = DEFAULT_STEPS, step_size: float = DEFAULT_STEP_SIZE, seed: int = 0,
@@ -179,7 +250,10 @@ def gradient_ascent(model, layer: int, filters: list[int] | None = None, *, inpu
             x = (x + step_size * grad / (rms + 1e-12)).detach()
         out.append(x)
     waveforms = torch.cat(out).numpy().astype(np.float64)
-    return _with_spectra(layer, sr, filters, waveforms)
+    result = _with_spectra(layer, sr, filters, waveforms)
+    if layer == 1:
+        result.stride = front_stride(model)
+    return result
 
 
 def _with_spectra(layer: int, sr: int, filters: list[int], waveforms: np.ndarray) -> LayerFilters:

@@ -24,8 +24,9 @@ def _load_waveform_run(run_dir: Path):
 def visualize_run(run_dir: Path, layer_spec: str = "1", filter_spec: str | None = "all", *,
                   input_samples: int = F.DEFAULT_INPUT_SAMPLES, steps: int = F.DEFAULT_STEPS,
                   step_size: float = F.DEFAULT_STEP_SIZE, seed: int = 0, out_dir: Path | None = None,
-                  svg: bool = True, progress=None) -> dict:
-    """Gradient ascent for the chosen layers of a run; writes Figures 2 and 3 per layer and filters.json."""
+                  svg: bool = True, progress=None, method: str = "auto") -> dict:
+    """What the chosen layers' filters respond to (layer 1: its weights' frequency responses by default,
+    deeper layers: gradient ascent); writes Figures 2 and 3 per layer and filters.json."""
     from samplecnn_cli.viz import figures
 
     run_dir = Path(run_dir)
@@ -44,10 +45,11 @@ def visualize_run(run_dir: Path, layer_spec: str = "1", filter_spec: str | None 
                "out_dir": str(out_dir), "layers": []}
     for layer in layers:
         chosen = F.parse_filters(filter_spec, F.layer_channels(model, layer))
+        layer_method = F.resolve_method(model, layer, method)
         if progress:
-            progress(f"layer {layer}: {len(chosen)} filters")
-        result = F.gradient_ascent(model, layer, chosen, input_samples=input_samples, steps=steps,
-                                   step_size=step_size, seed=seed, sample_rate=sample_rate)
+            progress(f"layer {layer}: {len(chosen)} filters ({_METHOD_WORDS[layer_method]})")
+        result = F.layer_filters(model, layer, chosen, method=layer_method, input_samples=input_samples,
+                                 steps=steps, step_size=step_size, seed=seed, sample_rate=sample_rate)
         stem = out_dir / f"layer{layer}"
         wave_paths = figures.save_figure(figures.waveforms_figure(result, loaded.model_name),
                                          stem.with_name(f"layer{layer}-waveforms"), svg=svg)
@@ -57,12 +59,16 @@ def visualize_run(run_dir: Path, layer_spec: str = "1", filter_spec: str | None 
                             freqs_hz=result.freqs_hz, filters=np.asarray(result.filters), order=result.order)
         _tmp_npz(out_dir, layer).replace(out_dir / f"layer{layer}.npz")
         summary["layers"].append({
-            "layer": layer, "num_filters": len(chosen), "input_samples": result.input_samples,
+            "layer": layer, "method": layer_method, "num_filters": len(chosen), "input_samples": result.input_samples,
+            "note": F.linear_front_note(model, sample_rate, layer_method) if layer == 1 else "",
             "figures": {"waveforms": [p.name for p in wave_paths], "spectra": [p.name for p in spec_paths]},
             "filters": result.sorted_rows(),
         })
     write_json(out_dir / FILTERS_JSON, summary)
     return summary
+
+
+_METHOD_WORDS = {"weights": "frequency response of the weights", "ascent": "gradient ascent"}
 
 
 def _tmp_npz(out_dir: Path, layer: int) -> Path:
@@ -89,8 +95,8 @@ def compare_runs(run_dirs: list[Path], layer_spec: str = "1-4", *, input_samples
         for layer in layers:
             if progress:
                 progress(f"{loaded.run_dir.name}: layer {layer}")
-            results[layer] = F.gradient_ascent(model, layer, input_samples=input_samples, steps=steps,
-                                               step_size=step_size, seed=seed, sample_rate=sr)
+            results[layer] = F.layer_filters(model, layer, input_samples=input_samples, steps=steps,
+                                             step_size=step_size, seed=seed, sample_rate=sr)
         columns.append((f"{loaded.model_name} @ {sr:,} Hz", results))
         summary["runs"].append({"run_dir": str(loaded.run_dir), "model": loaded.model_name, "sample_rate": sr,
                                 "layers": [{"layer": n, "peak_hz_sorted": [round(float(results[n].peak_hz[i]), 3)
