@@ -136,7 +136,7 @@ class progress_bar:
         if enabled and err_console.is_terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self._progress = Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(),
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                       TimeRemainingColumn(), console=err_console, transient=True)
             self._task = self._progress.add_task(description, total=total)
 
@@ -145,9 +145,10 @@ class progress_bar:
             self._progress.start()
         return self.update
 
-    def update(self, done: int, total: int | None = None) -> None:
+    def update(self, done: int, total: int | None = None, description: str | None = None) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, completed=done, **({"total": total} if total is not None else {}))
+            fields = {"total": total, "description": description}
+            self._progress.update(self._task, completed=done, **{k: v for k, v in fields.items() if v is not None})
 
     def __exit__(self, *exc) -> None:
         if self._progress is not None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from samplecnn_cli.cli import console, err_console, print_json
+from samplecnn_cli.cli import console, err_console, print_json, progress_bar
 
 
 def compare_features(
@@ -15,11 +15,11 @@ def compare_features(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the runs, table.md and table.json.")],
     paper: Annotated[str, typer.Option("--paper", help="Paper column to show: auto (from the dataset name), "
                                        "none, gtzan, mtat, tagtraum or msd.")] = "auto",
-    hidden: Annotated[int, typer.Option("--hidden", help="Units in each MLP hidden layer.")] = 4096,
-    epochs: Annotated[int, typer.Option("--epochs", "-e", help="Most epochs per run.")] = 100,
-    patience: Annotated[int, typer.Option("--patience", help="Early-stopping patience (epochs).")] = 10,
+    hidden: Annotated[int, typer.Option("--hidden", min=1, help="Units in each MLP hidden layer.")] = 4096,
+    epochs: Annotated[int, typer.Option("--epochs", "-e", min=1, help="Most epochs per run.")] = 100,
+    patience: Annotated[int, typer.Option("--patience", min=1, help="Early-stopping patience (epochs).")] = 10,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-4,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Clips per step.")] = 64,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Clips per step.")] = 64,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
 ) -> None:
@@ -33,8 +33,13 @@ def compare_features(
         if not json_out:
             err_console.print(f"done: {row['features']}", highlight=False)
 
-    table = run_comparison(features, out, paper_column=paper, on_row=on_row, hidden=hidden, epochs=epochs,
-                           patience=patience, lr=lr, batch_size=batch_size, seed=seed)
+    with progress_bar("compare-features", total=None, enabled=not json_out) as update:
+        def on_progress(done: int, total: int, name: str) -> None:
+            update(done, total, f"compare-features: {name}")
+
+        table = run_comparison(features, out, paper_column=paper, on_row=on_row, progress=on_progress,
+                               hidden=hidden, epochs=epochs, patience=patience, lr=lr, batch_size=batch_size,
+                               seed=seed)
     if json_out:
         print_json(table)
         return

@@ -79,8 +79,11 @@ def paper_value(row: dict, column: str | None, single_run: bool) -> tuple[float 
 
 
 def compare_features(feature_paths: list[Path], out_dir: Path, *, paper_column: str | None = "auto",
-                     on_row: Callable[[dict], None] | None = None, **train_options) -> dict:
-    """Train one transfer run per feature choice; write OUT/table.md and OUT/table.json."""
+                     on_row: Callable[[dict], None] | None = None,
+                     progress: Callable[[int, int, str], None] | None = None, **train_options) -> dict:
+    """Train one transfer run per feature choice; write OUT/table.md and OUT/table.json.
+
+    `progress(rows_done, rows_total, row_name)` is called before each row's run starts and once at the end."""
     from samplecnn_cli import runs as runs_mod
     from samplecnn_cli.features.transfer import train_transfer
 
@@ -101,7 +104,10 @@ def compare_features(feature_paths: list[Path], out_dir: Path, *, paper_column: 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    for choice in feature_choices(run_models):
+    choices = feature_choices(run_models)
+    for done, choice in enumerate(choices):
+        if progress:
+            progress(done, len(choices), choice["name"])
         run_dir = out_dir / choice["slug"]
         if (run_dir / "summary.json").is_file():
             summary = json.loads((run_dir / "summary.json").read_text())
@@ -113,10 +119,12 @@ def compare_features(feature_paths: list[Path], out_dir: Path, *, paper_column: 
         row = {"features": choice["name"], "run_dir": str(run_dir), "columns": summary["columns"],
                **{m: (summary.get("test") or {}).get(m) for m in metric_names},
                "paper": paper, "paper_source": source, "epochs": summary["epochs"],
-               "seconds": summary["train_seconds"]}
+               "seconds": summary.get("total_seconds", summary.get("train_seconds"))}
         rows.append(row)
         if on_row:
             on_row(row)
+    if progress:
+        progress(len(choices), len(choices), "done")
     table = {"features": [str(ff.path) for ff in files], "dataset": files[0].dataset, "task": task,
              "metrics": metric_names, "paper_column": paper_column, "runs": run_models, "rows": rows}
     runs_mod.write_json(out_dir / "table.json", table)

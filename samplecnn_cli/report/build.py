@@ -83,7 +83,7 @@ def _figure_entries(collected: Collected, fig_dir: Path) -> list[dict]:
         for png in run.filter_figures:
             target = fig_dir / f"{tag}-{png.name}"
             shutil.copyfile(png, target)
-            add("Filter spectra", f"{run.name}: {png.stem.replace('-', ' ')} (gradient ascent, sorted by peak)",
+            add("Filter spectra", f"{run.name}: {png.stem.replace('-', ' ')} (sorted by peak frequency)",
                 target)
         for k, item in enumerate(run.tsne):
             target = fig_dir / f"{tag}-tsne{k + 1}.png"
