@@ -12,8 +12,13 @@ of MP3 decoding, so a faster quality would not change throughput noticeably.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import subprocess
+import sys
+import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +41,65 @@ def check_rate(sample_rate: int) -> int:
     return rate
 
 
+# libmpg123 (inside libsndfile) prints warnings such as "Xing stream size off by more than 1%, fuzzy
+# seeking may be even more fuzzy than by design!" from C straight to file descriptor 2, where Python-level
+# redirects cannot catch them. While an MP3 is opened and read, fd 2 points at a temporary file; then
+# everything that landed there except libmpg123's own chatter is written back to the real stderr, so
+# nothing else (another thread's output) is lost. Nested and concurrent decodes share one redirect.
+_MPG123_NOISE = ("Xing stream size", "[src/libmpg123/", "Note: Illegal Audio-MPEG-Header", "Note: Trying to resync")
+_fd2 = {"lock": threading.Lock(), "users": 0, "saved": None, "capture": None}
+
+
+def _is_mpg123_noise(line: bytes) -> bool:
+    text = line.decode(errors="replace")
+    return any(marker in text for marker in _MPG123_NOISE)
+
+
+@contextmanager
+def quiet_libmpg123():
+    redirected = True
+    with _fd2["lock"]:
+        if _fd2["users"] == 0:
+            try:
+                sys.stderr.flush()
+                capture = tempfile.TemporaryFile()
+                saved = os.dup(2)
+                os.dup2(capture.fileno(), 2)
+                _fd2["saved"], _fd2["capture"] = saved, capture
+            except (OSError, ValueError):  # no usable fd 2 (closed, or an embedded interpreter)
+                redirected = False
+        if redirected:
+            _fd2["users"] += 1
+    try:
+        yield
+    finally:
+        if redirected:
+            _release_fd2()
+
+
+def _release_fd2() -> None:
+    with _fd2["lock"]:
+        _fd2["users"] -= 1
+        if _fd2["users"]:
+            return
+        saved, capture = _fd2["saved"], _fd2["capture"]
+        os.dup2(saved, 2)
+        os.close(saved)
+        capture.seek(0)
+        kept = [line for line in capture.read().splitlines(keepends=True) if not _is_mpg123_noise(line)]
+        capture.close()
+        if kept:
+            os.write(2, b"".join(kept))
+
+
 def _read_soundfile(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int]:
+    if path.suffix.lower() in (".mp3", ".mp2", ".mpga"):
+        with quiet_libmpg123():
+            return _read_soundfile_loudly(path, max_seconds)
+    return _read_soundfile_loudly(path, max_seconds)
+
+
+def _read_soundfile_loudly(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
     with sf.SoundFile(str(path)) as f:
