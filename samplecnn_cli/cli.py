@@ -33,9 +33,12 @@ def debug_enabled() -> bool:
 
 def fail(error: SampleCNNError) -> typer.Exit:
     """Print `error` on stderr as one line (and a hint) and return the Exit to raise."""
-    err_console.print(f"[bold red]Error:[/] {error.message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # escaped: messages quote paths, TOML tables ([datasets.msd]) and option syntax, never markup
+    err_console.print(f"[bold red]Error:[/] {escape(error.message)}", highlight=False, soft_wrap=True)
     if error.hint:
-        err_console.print(f"[dim]Hint:[/] {error.hint}", highlight=False, soft_wrap=True)
+        err_console.print(f"[dim]Hint:[/] {escape(error.hint)}", highlight=False, soft_wrap=True)
     return typer.Exit(error.exit_code)
 
 

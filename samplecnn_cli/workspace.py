@@ -105,10 +105,8 @@ class Workspace:
         """The store of `dataset`: the one at `sample_rate` when given, else the only one."""
         stores = self.stores(dataset)
         if not stores:
-            raise DataError(
-                f"no preprocessed '{dataset}' store in {self.data_dir}",
-                hint=f"run `samplecnn preprocess {dataset}` first, or pass --data DIR",
-            )
+            raise DataError(f"no preprocessed '{dataset}' store in {self.data_dir}",
+                            hint=self._preprocess_hint(dataset, sample_rate))
         if sample_rate is not None and sample_rate in stores:
             return stores[sample_rate]
         if sample_rate is None and len(stores) == 1:
@@ -119,6 +117,24 @@ class Workspace:
             f"no '{dataset}' store{wanted}; stored rates: {rates}",
             hint="pass --data DIR to pick one, or preprocess at the rate you need with --sr",
         )
+
+    def _preprocess_hint(self, dataset: str, sample_rate: int | None) -> str:
+        """A preprocess command that works as printed: the raw folder is --root unless samplecnn.toml
+        names it; msd/tagtraum also need --paths-csv (track_id,path) unless their split folder maps ids."""
+        from samplecnn_cli.datasets.registry import get_adapter
+        from samplecnn_cli.errors import SampleCNNError
+
+        rate = f" --sr {sample_rate}" if sample_rate else ""
+        if dataset in self.datasets or dataset == "toy":
+            return f"run `samplecnn preprocess {dataset}{rate}` first, or pass --data DIR"
+        try:
+            needs_csv = "paths_csv" in get_adapter(dataset).options
+        except SampleCNNError:
+            needs_csv = False
+        csv = " --paths-csv TRACKS.csv" if needs_csv else ""
+        what = "DIR holds the raw audio" + (", TRACKS.csv maps track_id,path" if needs_csv else "")
+        return (f"run `samplecnn preprocess {dataset} --root DIR{csv}{rate}` first ({what}; or set "
+                f"[datasets.{dataset}] root = \"DIR\" in {CONFIG_NAME}), or pass --data DIR")
 
     # -- runs -----------------------------------------------------------------------------------
     def new_run_dir(self, *parts: str) -> Path:
