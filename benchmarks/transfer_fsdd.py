@@ -96,7 +96,7 @@ def main() -> None:
         scratch = json.loads(cli("evaluate", str(scratch_dir), "--json", capture=True))
         row.update(test_clips=transfer["clips"], transfer_accuracy=transfer["accuracy"],
                    scratch_accuracy=scratch["accuracy"],
-                   transfer_train_s=json.loads((transfer_dir / "summary.json").read_text())["train_seconds"],
+                   transfer_train_s=json.loads((transfer_dir / "summary.json").read_text())["total_seconds"],
                    scratch_train_s=json.loads((scratch_dir / "summary.json").read_text()).get("total_seconds"))
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)

@@ -13,15 +13,16 @@ def bench(mode: str, model_name: str, *, batch_size: int = 23, precision: str = 
 
     from samplecnn_cli.errors import UsageError
     from samplecnn_cli.registry import create_model
-    from samplecnn_cli.training.device import resolve_device, resolve_precision
-    from samplecnn_cli.training.steps import loss_function, predict_segments, train_step
+    from samplecnn_cli.training.device import Precision, resolve_device
+    from samplecnn_cli.training.steps import predict_segments, task_loss, train_step
 
     if mode not in ("train", "infer"):
         raise UsageError(f"unknown bench mode '{mode}'", hint="use train or infer")
     if batch_size < 1 or steps < 1 or warmup < 0:
         raise UsageError("--batch-size and --steps must be positive")
     torch_device = resolve_device(device)
-    precision = resolve_precision(precision, torch_device)
+    prec = Precision.resolve(precision, torch_device)
+    precision = prec.name
     torch.manual_seed(seed)
     model = create_model(model_name, num_outputs=num_outputs).to(torch_device)
     x = torch.randn(batch_size, model.input_samples) * 0.1
@@ -30,12 +31,10 @@ def bench(mode: str, model_name: str, *, batch_size: int = 23, precision: str = 
     if mode == "train":
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-        loss_fn = loss_function(task)
-        scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+        loss_of = task_loss(task)
 
         def step():
-            train_step(model, optimizer, loss_fn, x, labels, task=task, device=torch_device, precision=precision,
-                       scaler=scaler)
+            train_step(model, optimizer, prec, loss_of, (x, labels))
     else:
         model.eval()
         segments = x.numpy()

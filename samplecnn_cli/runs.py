@@ -51,11 +51,11 @@ def write_json(path: Path, data: Any) -> None:
 
 def write_config(run_dir: Path, config: dict) -> None:
     """config.toml: TOML has no null, so None values are left out."""
-    atomic_write_text(Path(run_dir) / "config.toml", tomli_w.dumps(_drop_none(config)))
+    atomic_write_text(RunDir(Path(run_dir)).config, tomli_w.dumps(_drop_none(config)))
 
 
 def read_config(run_dir: Path) -> dict:
-    path = Path(run_dir) / "config.toml"
+    path = RunDir(Path(run_dir)).config
     if not path.is_file():
         raise RunError(f"{run_dir} is not a run directory (no config.toml)",
                        hint="pass a folder written by `samplecnn train` or `samplecnn transfer`")
@@ -112,18 +112,8 @@ def git_commit() -> str | None:
 
 
 def prepare_run_dir(run_dir: Path, resume: bool = False) -> Path:
-    """Create `run_dir`, refusing one that already holds a run unless resuming."""
-    run_dir = Path(run_dir)
-    exists = (run_dir / "config.toml").exists()
-    if exists and not resume:
-        raise RunError(f"{run_dir} already holds a run",
-                       hint="pass --resume to continue it, or --out with a new folder")
-    if resume and not exists:
-        raise RunError(f"nothing to resume in {run_dir} (no config.toml)")
-    if not exists and run_dir.exists() and any(run_dir.iterdir()):
-        raise RunError(f"{run_dir} exists and is not empty", hint="choose a new --out folder")
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    return run_dir
+    """Create `run_dir`, refusing one that already holds a run unless resuming (see RunDir.prepare)."""
+    return RunDir(Path(run_dir)).prepare(resume).path
 
 
 # -- status ----------------------------------------------------------------------------------------
@@ -147,7 +137,7 @@ def run_status(run_dir: Path) -> str:
         status = json.loads((run_dir / STATUS_FILE).read_text())
         state = status["state"]
     except (OSError, ValueError, KeyError, TypeError):
-        return DONE if (run_dir / "summary.json").is_file() else FAILED
+        return DONE if RunDir(run_dir).summary.is_file() else FAILED
     if state == RUNNING and status.get("host") == socket.gethostname() and not _alive(status.get("pid")):
         return FAILED
     return state if state in (RUNNING, FAILED, DONE) else FAILED
@@ -163,6 +153,95 @@ def _alive(pid) -> bool:
     except PermissionError:  # another user's live process
         return True
     return True
+
+
+# -- the run folder's schema ------------------------------------------------------------------------
+SUMMARY_KEYS = ("kind", "model", "epochs", "best_epoch", "best_valid_loss", "final_lr", "lr_decreases",
+                "stop_reason", "total_seconds", "params", "world_size")
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """One run folder: the only place that knows its file names (see the module docstring)."""
+
+    path: Path
+
+    config = property(lambda self: self.path / "config.toml")
+    env = property(lambda self: self.path / "env.json")
+    metrics = property(lambda self: self.path / "metrics.jsonl")
+    summary = property(lambda self: self.path / "summary.json")
+    log = property(lambda self: self.path / "train.log")
+    status = property(lambda self: self.path / STATUS_FILE)
+    checkpoints = property(lambda self: self.path / "checkpoints")
+    best = property(lambda self: self.path / "checkpoints" / "best.pt")
+    last = property(lambda self: self.path / "checkpoints" / "last.pt")
+
+    def evaluation(self, split: str) -> Path:
+        """Song-level metrics of `split` written by `samplecnn evaluate` (metrics.json for test)."""
+        return self.path / ("metrics.json" if split == "test" else f"metrics-{split}.json")
+
+    def predictions(self, split: str) -> Path:
+        return self.path / f"predictions-{split}.npz"
+
+    def prepare(self, resume: bool = False) -> RunDir:
+        """Create the folder, refusing one that holds a run unless resuming.
+
+        A run that failed before its first last.pt left nothing to continue: it is started over."""
+        exists = self.config.exists()
+        if exists and not resume and not self.restartable():
+            raise RunError(f"{self.path} already holds a run",
+                           hint="pass --resume to continue it, or --out with a new folder")
+        if resume and not exists:
+            raise RunError(f"nothing to resume in {self.path} (no config.toml)")
+        if not exists and self.path.exists() and any(self.path.iterdir()):
+            raise RunError(f"{self.path} exists and is not empty", hint="choose a new --out folder")
+        if exists and not resume:
+            for stale in (self.best, self.summary, self.metrics, self.evaluation("test")):
+                stale.unlink(missing_ok=True)
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def restartable(self) -> bool:
+        """True for a failed (or killed) run with no last.pt: a rerun into it starts over."""
+        return run_status(self.path) == FAILED and not self.last.exists()
+
+    def write_config(self, config: dict) -> None:
+        write_config(self.path, config)
+
+    def read_config(self) -> dict:
+        return read_config(self.path)
+
+    def append_metrics(self, row: dict) -> None:
+        with open(self.metrics, "a") as f:
+            f.write(json.dumps(row, default=_plain) + "\n")
+
+    def truncate_metrics(self, epoch: int) -> None:
+        """Keep the metric lines of epochs up to `epoch` (a kill can leave lines after the checkpoint)."""
+        if not self.metrics.is_file():
+            return
+        keep = [line for line in self.metrics.read_text().splitlines()
+                if line.strip() and json.loads(line)["epoch"] <= epoch]
+        atomic_write_text(self.metrics, "".join(line + "\n" for line in keep))
+
+    def write_summary(self, summary: dict) -> None:
+        missing = [k for k in SUMMARY_KEYS if k not in summary]
+        if missing:
+            raise ValueError(f"summary lacks {missing}")
+        write_json(self.summary, summary)
+
+    def mark(self, state: str, reason: str | None = None) -> None:
+        mark_status(self.path, state, reason)
+
+    def write_evaluation(self, split: str, metrics: dict, predictions: dict) -> Path:
+        """metrics(-split).json and predictions-<split>.npz (scores, targets, label_names[, clip_ids])."""
+        import numpy as np
+
+        write_json(self.evaluation(split), metrics)
+        path = self.predictions(split)
+        tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
+        np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in predictions.items() if v is not None})
+        os.replace(tmp, path)
+        return self.evaluation(split)
 
 
 # -- checkpoints -----------------------------------------------------------------------------------
@@ -258,9 +337,9 @@ def load_run(run_dir: Path, which: str = "best", map_location: str = "cpu") -> L
     """Load a run's config and its `which` ("best" or "last") checkpoint, model in eval mode."""
     run_dir = Path(run_dir)
     config = read_config(run_dir)
-    path = run_dir / "checkpoints" / f"{which}.pt"
+    path = RunDir(run_dir).checkpoints / f"{which}.pt"
     if not path.is_file() and which == "best":
-        path = run_dir / "checkpoints" / "last.pt"
+        path = RunDir(run_dir).last
     checkpoint = load_checkpoint(path, map_location)
     model = build_model(checkpoint).eval()
     return LoadedRun(
@@ -268,6 +347,24 @@ def load_run(run_dir: Path, which: str = "best", map_location: str = "cpu") -> L
         kind=checkpoint.get("kind", "train"), label_names=list(checkpoint["label_names"]),
         task=checkpoint["task"], sample_rate=checkpoint.get("sample_rate"), checkpoint=checkpoint,
     )
+
+
+def record_evaluation(loaded: LoadedRun, split: str, scores, targets, *, which: str = "best", clip_ids=None,
+                      source=None) -> dict:
+    """Song-level metrics of `scores` against `targets`, written into the run (metrics.json for test,
+    predictions-<split>.npz for ROC curves): what `samplecnn evaluate` and `samplecnn transfer` write."""
+    import numpy as np
+
+    from samplecnn_cli.metrics import compute_metrics
+
+    metrics = compute_metrics(scores, targets, loaded.task, loaded.label_names)
+    metrics.update(split=split, run=str(loaded.run_dir), model=loaded.model_name, checkpoint=which,
+                   data=str(source) if source else None)
+    predictions = {"scores": np.asarray(scores, np.float32), "targets": np.asarray(targets, bool),
+                   "label_names": np.asarray(loaded.label_names, dtype=str),
+                   "clip_ids": None if clip_ids is None else np.asarray(clip_ids, dtype=str)}
+    RunDir(loaded.run_dir).write_evaluation(split, metrics, predictions)
+    return metrics
 
 
 def _drop_none(value):

@@ -25,6 +25,9 @@ def transfer(
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-4,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Clips per step.")] = 64,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    precision: Annotated[str, typer.Option("--precision", "-p", help="fp32, bf16, fp16 (CUDA only) or auto "
+                                           "(bf16 where the hardware runs it natively).")] = "fp32",
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Train the transfer MLP (two fully connected layers with dropout) on extracted features.
@@ -40,16 +43,10 @@ def transfer(
 
         out = Workspace.find().new_run_dir("transfer", Path(features[0]).stem)
 
-    def on_epoch(row: dict) -> None:
-        if not json_out:
-            mark = " *" if row["best"] else ""
-            err_console.print(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f}  valid loss "
-                              f"{row['valid_loss']:.4f}{mark}", highlight=False)
-
     summary = train_transfer(features, out, runs=parse_names(runs), layers=parse_layers(layers),
                              poolings=parse_names(pooling, POOLINGS, "--pooling"), hidden=hidden, dropout=dropout,
                              epochs=epochs, lr=lr, batch_size=batch_size, patience=patience, seed=seed,
-                             on_epoch=on_epoch)
+                             device=device, precision=precision, console=None if json_out else err_console)
     if json_out:
         print_json(summary)
         return

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from samplecnn_cli import runs
 from samplecnn_cli.data.store import Store
-from samplecnn_cli.evaluation.metrics import compute_metrics
+from samplecnn_cli.evaluation.predict import predict_split
+from samplecnn_cli.features.transfer import predict_transfer_split
 
 
 def metrics_path(run_dir: Path, split: str) -> Path:
-    return Path(run_dir) / ("metrics.json" if split == "test" else f"metrics-{split}.json")
+    return runs.RunDir(Path(run_dir)).evaluation(split)
 
 
 def evaluate_run(run_dir, split: str = "test", *, data=None, which: str = "best", batch_size: int = 64,
@@ -26,14 +25,10 @@ def evaluate_run(run_dir, split: str = "test", *, data=None, which: str = "best"
     run_dir = Path(run_dir)
     loaded = runs.load_run(run_dir, which=which)
     if loaded.kind == "transfer":
-        from samplecnn_cli.features.transfer import predict_transfer_split
-
         scores, targets = predict_transfer_split(loaded, split)
         clip_ids = None
         source = loaded.config.get("features") or loaded.config.get("data")
     else:
-        from samplecnn_cli.evaluation.predict import predict_split
-
         store_dir = Path(data) if data is not None else Path(loaded.config["data"])
         store_split = Store(store_dir).split(split)
         clips_done = None if progress is None else (lambda done: progress(done, len(store_split)))
@@ -41,21 +36,4 @@ def evaluate_run(run_dir, split: str = "test", *, data=None, which: str = "best"
                                         precision=precision, task=loaded.task, progress=clips_done)
         clip_ids = store_split.clip_ids
         source = str(store_dir)
-    metrics = compute_metrics(scores, targets, loaded.task, loaded.label_names)
-    metrics.update(split=split, run=str(run_dir), model=loaded.model_name, checkpoint=which,
-                   data=str(source) if source else None)
-    runs.write_json(metrics_path(run_dir, split), metrics)
-    _save_predictions(run_dir / f"predictions-{split}.npz", scores, targets, clip_ids, loaded.label_names)
-    return metrics
-
-
-def _save_predictions(path: Path, scores, targets, clip_ids, label_names) -> None:
-    import os
-
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
-    arrays = {"scores": np.asarray(scores, np.float32), "targets": np.asarray(targets, bool),
-              "label_names": np.asarray(label_names, dtype=str)}
-    if clip_ids is not None:
-        arrays["clip_ids"] = np.asarray(clip_ids, dtype=str)
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    return runs.record_evaluation(loaded, split, scores, targets, which=which, clip_ids=clip_ids, source=source)

@@ -17,17 +17,21 @@ bytes, e.g. 15k MTAT clips x 3,072 columns = 184 MB).
 
 from __future__ import annotations
 
-import copy
-import json
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from samplecnn_cli import runs as run_files
 from samplecnn_cli.errors import DataError, UsageError
 from samplecnn_cli.features.file import Block, FeatureFile
+from samplecnn_cli.models.transfer import TransferMLP
+from samplecnn_cli.training.device import Precision, resolve_device
+from samplecnn_cli.training.engine import CheckpointHook, ConsoleHook, MetricsHook, fit, run_log, summary
+from samplecnn_cli.training.schedule import EarlyStopping
+from samplecnn_cli.training.state import TrainState
+from samplecnn_cli.training.steps import ValidationSet, task_loss, train_step, validate
 
 MODEL_NAME = "transfer-mlp"
 
@@ -40,6 +44,7 @@ class Selection:
     blocks: list[list[Block]]
     label_names: list[str]
     task: str
+    filters: dict = field(default_factory=dict)  # the --runs, --layers, --pooling asked for
 
     @property
     def width(self) -> int:
@@ -86,7 +91,8 @@ def select_features(paths: list[Path], runs: tuple[str, ...] | None = None, laye
     if not any(blocks):
         raise UsageError("no feature columns match that selection",
                          hint="check --runs, --layers and --pooling against `samplecnn extract`'s output")
-    return Selection(files=files, blocks=blocks, label_names=first.label_names, task=first.task)
+    filters = {"runs": list(runs or []), "layers": list(layers or []), "poolings": list(poolings or [])}
+    return Selection(files=files, blocks=blocks, label_names=first.label_names, task=first.task, filters=filters)
 
 
 def selection_from_config(config: dict) -> Selection:
@@ -109,29 +115,7 @@ def selection_from_config(config: dict) -> Selection:
 
 
 # -- training ---------------------------------------------------------------------------------------
-def _loss_fn(task: str):
-    import torch.nn.functional as F
-
-    if task == "multilabel":
-        return lambda logits, y: F.binary_cross_entropy_with_logits(logits, y.float())
-    return lambda logits, y: F.cross_entropy(logits, y.float().argmax(dim=1))
-
-
-def _mean_loss(model, x, y, loss_fn, batch_size: int) -> float:
-    import torch
-
-    model.eval()
-    total = 0.0
-    with torch.no_grad():
-        for begin in range(0, x.shape[0], batch_size):
-            xb, yb = x[begin:begin + batch_size], y[begin:begin + batch_size]
-            total += float(loss_fn(model(xb), yb)) * xb.shape[0]
-    return total / max(1, x.shape[0])
-
-
 def predict_scores(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    import torch
-
     model.eval()
     out = []
     with torch.no_grad():
@@ -140,106 +124,125 @@ def predict_scores(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return np.concatenate(out, axis=0) if out else np.zeros((0, model.num_outputs), np.float32)
 
 
+@dataclass
+class TransferOptions:
+    hidden: int = 4096
+    dropout: float = 0.5
+    epochs: int = 100
+    lr: float = 1e-4
+    batch_size: int = 64
+    patience: int = 10
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "fp32"  # a small MLP: fp32 costs little; bf16/fp16 on request
+
+    def validate(self) -> TransferOptions:
+        if self.epochs < 1 or self.batch_size < 1 or self.hidden < 1 or self.patience < 1 or self.lr <= 0:
+            raise UsageError("--epochs, --batch-size, --hidden, --patience and --lr must be positive")
+        if not 0.0 <= self.dropout < 1.0:
+            raise UsageError("--dropout must be in [0, 1)")
+        return self
+
+
 def train_transfer(feature_paths: list[Path], out: Path, *, runs: tuple[str, ...] | None = None,
                    layers: tuple[int, ...] | None = None, poolings: tuple[str, ...] | None = None,
-                   hidden: int = 4096, dropout: float = 0.5, epochs: int = 100, lr: float = 1e-4,
-                   batch_size: int = 64, patience: int = 10, seed: int = 0,
-                   on_epoch: Callable[[dict], None] | None = None) -> dict:
-    """Train a TransferMLP on the selected columns, write a run directory, evaluate on test."""
-    import torch
-
-    from samplecnn_cli import runs as runs_mod
-    from samplecnn_cli.models.transfer import TransferMLP
-
-    if epochs < 1 or batch_size < 1 or hidden < 1 or patience < 1 or lr <= 0:
-        raise UsageError("--epochs, --batch-size, --hidden, --patience and --lr must be positive")
+                   console=None, **options) -> dict:
+    """Train a TransferMLP on the selected columns (options: TransferOptions' fields), write a run
+    directory, evaluate on test. Epoch lines go to `console` when given, and to train.log."""
+    opts = TransferOptions(**options).validate()
     selection = select_features(list(feature_paths), runs, layers, poolings)
     for split in ("train", "valid"):
         if split not in selection.files[0].splits:
             raise DataError(f"{selection.files[0].path.name} has no '{split}' split, which transfer needs",
                             hint="extract with --splits train,valid,test")
-    out = runs_mod.prepare_run_dir(Path(out))
-    started = time.perf_counter()
-    torch.manual_seed(seed)
-    x_train, y_train, _ = selection.read("train")
-    x_valid, y_valid, _ = selection.read("valid")
-    task, label_names = selection.task, selection.label_names
-    model_kwargs = {"in_features": selection.width, "num_outputs": len(label_names), "hidden": hidden,
-                    "dropout": dropout, "task": task}
-    model = TransferMLP(**model_kwargs)
-    model.set_feature_stats(torch.from_numpy(x_train.mean(axis=0)), torch.from_numpy(x_train.std(axis=0)))
-    config = {
-        "kind": "transfer", "model": MODEL_NAME, "task": task, "label_names": label_names,
-        "sample_rate": selection.files[0].sample_rate, "seed": seed, "dataset": selection.files[0].dataset,
+    precision = Precision.resolve(opts.precision, resolve_device(opts.device))
+    run_dir = run_files.RunDir(Path(out)).prepare()
+    run_dir.mark(run_files.RUNNING)
+    try:
+        return _train_and_test(selection, run_dir, opts, precision, console)
+    except BaseException as exc:
+        run_dir.mark(run_files.FAILED, reason=f"{type(exc).__name__}: {exc}"[:300])
+        raise
+
+
+def _train_and_test(selection: Selection, run_dir, opts: TransferOptions, precision, console) -> dict:
+    torch.manual_seed(opts.seed)
+    runner = FeatureRunner(selection, opts, precision)
+    config = _config(selection, opts, precision, runner.model_kwargs)
+    run_dir.write_config(config)
+    run_files.write_json(run_dir.env, run_files.environment_info(opts.seed))
+    save = dict(model_name=MODEL_NAME, model_kwargs=runner.model_kwargs, label_names=selection.label_names,
+                task=selection.task, sample_rate=config["sample_rate"], kind="transfer")
+    state = runner.new_state()
+    with run_log(run_dir):
+        hooks = [ConsoleHook(console, run_dir.path), MetricsHook(run_dir), CheckpointHook(run_dir, save, False)]
+        fit(state, runner, hooks, opts.epochs)
+    result = {**summary(state, "transfer", MODEL_NAME), "run_dir": str(run_dir.path), "columns": selection.width,
+              "train_clips": runner.train_clips, "valid_clips": len(runner.valid.targets)}
+    if "test" in selection.files[0].splits:  # what `samplecnn evaluate RUN_DIR` writes: metrics.json + predictions
+        loaded = run_files.load_run(run_dir.path)
+        scores, targets = predict_transfer_split(loaded, "test")
+        metrics = run_files.record_evaluation(loaded, "test", scores, targets, source=config["features"])
+        result["test"] = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    run_dir.write_summary(result)
+    run_dir.mark(run_files.DONE)
+    return result
+
+
+def _config(selection: Selection, opts: TransferOptions, precision, model_kwargs: dict) -> dict:
+    """config.toml of a transfer run: the selected columns and the training options."""
+    return {
+        "kind": "transfer", "model": MODEL_NAME, "task": selection.task, "label_names": selection.label_names,
+        "sample_rate": selection.files[0].sample_rate, "seed": opts.seed, "dataset": selection.files[0].dataset,
+        "model_kwargs": model_kwargs,
         "features": {
-            "files": [str(ff.path.resolve()) for ff in selection.files],
-            "runs": list(runs or []), "layers": list(layers or []), "poolings": list(poolings or []),
+            "files": [str(ff.path.resolve()) for ff in selection.files], **selection.filters,
             "columns": selection.width, "blocks": selection.describe(),
         },
-        "training": {"optimizer": "adam", "lr": lr, "epochs": epochs, "batch_size": batch_size,
-                     "patience": patience, "hidden": hidden, "dropout": dropout, "selection": "best valid loss"},
+        "training": {"optimizer": "adam", "lr": opts.lr, "epochs": opts.epochs, "batch_size": opts.batch_size,
+                     "patience": opts.patience, "hidden": opts.hidden, "dropout": opts.dropout,
+                     "selection": "best valid loss", "device": str(precision.device), "precision": precision.name},
     }
-    runs_mod.write_config(out, config)
-    runs_mod.write_json(out / "env.json", runs_mod.environment_info(seed))
-    runs_mod.mark_status(out, runs_mod.RUNNING)
 
-    def save(name: str, state: dict, extra: dict) -> None:
-        runs_mod.save_checkpoint(out / "checkpoints" / name, model_name=MODEL_NAME, model_kwargs=model_kwargs,
-                                 state_dict=state, label_names=label_names, task=task,
-                                 sample_rate=config["sample_rate"], kind="transfer", extra=extra)
 
-    xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
-    xv, yv = torch.from_numpy(x_valid), torch.from_numpy(y_valid)
-    loss_fn = _loss_fn(task)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(seed)
-    best_loss, best_epoch, best_state, stale = float("inf"), 0, None, 0
-    metrics_path = out / "metrics.jsonl"
-    metrics_path.write_text("")
-    for epoch in range(1, epochs + 1):
-        tick = time.perf_counter()
-        model.train()
-        order = torch.randperm(xt.shape[0], generator=generator)
+class FeatureRunner:
+    """The engine's runner for transfer: shuffled mini-batches of feature rows, one row per clip."""
+
+    unit = "clips"
+
+    def __init__(self, selection: Selection, opts: TransferOptions, precision):
+        x_train, y_train, _ = selection.read("train")
+        x_valid, y_valid, _ = selection.read("valid")
+        self.model_kwargs = {"in_features": selection.width, "num_outputs": len(selection.label_names),
+                             "hidden": opts.hidden, "dropout": opts.dropout, "task": selection.task}
+        self.model = TransferMLP(**self.model_kwargs)
+        self.model.set_feature_stats(torch.from_numpy(x_train.mean(axis=0)), torch.from_numpy(x_train.std(axis=0)))
+        self.model.to(precision.device)
+        self.opts, self.precision, self.loss_of = opts, precision, task_loss(selection.task)
+        self.x, self.y, self.train_clips = torch.from_numpy(x_train), torch.from_numpy(y_train), len(x_train)
+        xv, yv = torch.from_numpy(x_valid), torch.from_numpy(y_valid)
+        batches = [(xv[i:i + 256], yv[i:i + 256], torch.arange(i, min(i + 256, len(xv))))
+                   for i in range(0, len(xv), 256)]
+        self.valid = ValidationSet(batches, y_valid.astype(bool), selection.label_names, selection.task)
+        self.generator = torch.Generator().manual_seed(opts.seed)
+
+    def new_state(self):
+        return TrainState(model=self.model, new_optimizer=lambda model, lr: torch.optim.Adam(model.parameters(), lr=lr),
+                          schedule=EarlyStopping(lr=self.opts.lr, patience=self.opts.patience),
+                          precision=self.precision)
+
+    def train_epoch(self, state) -> tuple[float, int]:
+        state.model.train()
+        order = torch.randperm(self.train_clips, generator=self.generator)
         total = 0.0
-        for begin in range(0, len(order), batch_size):
-            idx = order[begin:begin + batch_size]
-            optimizer.zero_grad()
-            loss = loss_fn(model(xt[idx]), yt[idx])
-            loss.backward()
-            optimizer.step()
+        for begin in range(0, self.train_clips, self.opts.batch_size):
+            idx = order[begin:begin + self.opts.batch_size]
+            loss = train_step(state.model, state.optimizer, state.precision, self.loss_of, (self.x[idx], self.y[idx]))
             total += loss.item() * len(idx)
-        valid_loss = _mean_loss(model, xv, yv, loss_fn, 256)
-        improved = valid_loss < best_loss
-        if improved:
-            best_loss, best_epoch, stale = valid_loss, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-            save("best.pt", best_state, {"epoch": epoch, "valid_loss": valid_loss})
-        else:
-            stale += 1
-        row = {"epoch": epoch, "train_loss": total / max(1, xt.shape[0]), "valid_loss": valid_loss, "lr": lr,
-               "best": improved, "seconds": round(time.perf_counter() - tick, 3)}
-        with metrics_path.open("a") as fh:
-            fh.write(json.dumps(row) + "\n")
-        if on_epoch:
-            on_epoch(row)
-        if stale >= patience:
-            break
-    save("last.pt", model.state_dict(), {"epoch": epoch})
-    model.load_state_dict(best_state)
-    train_seconds = time.perf_counter() - started
+        return total / max(1, self.train_clips), self.train_clips
 
-    result = {"run_dir": str(out), "epochs": epoch, "best_epoch": best_epoch, "best_valid_loss": best_loss,
-              "columns": selection.width, "train_clips": int(xt.shape[0]), "valid_clips": int(xv.shape[0]),
-              "train_seconds": round(train_seconds, 3)}
-    if "test" in selection.files[0].splits:
-        # the same code path as `samplecnn evaluate RUN_DIR`: best checkpoint, metrics.json + predictions
-        from samplecnn_cli.evaluation.evaluate import evaluate_run
-
-        metrics = evaluate_run(out, "test")
-        result["test"] = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    runs_mod.write_json(out / "summary.json", result)
-    runs_mod.mark_status(out, runs_mod.DONE)
-    return result
+    def validate(self, state) -> dict:
+        return validate(state.model, self.valid, state.precision)
 
 
 def predict_transfer_split(loaded_run, split_name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -55,15 +55,44 @@ def autocast(device: torch.device, precision: str):
 
 @dataclass
 class Precision:
+    """How a step runs at one precision: the autocast, loss scaling (fp16 only), backward + step.
+
+    bf16 and fp32 need no scaler; fp16 gradients underflow without one. `state_dict` is what a
+    checkpoint keeps (the scaler's scale), so a resumed fp16 run goes on with the same scale."""
+
     device: torch.device
     name: str  # fp32 | bf16 | fp16 (resolved)
+
+    def __post_init__(self):
+        self.scaler = torch.amp.GradScaler("cuda") if self.name == "fp16" else None
+
+    @classmethod
+    def resolve(cls, requested: str, device: torch.device) -> Precision:
+        return cls(device, resolve_precision(requested, device))
 
     def autocast(self):
         return autocast(self.device, self.name)
 
     def grad_scaler(self):
-        """fp16 gradients underflow without loss scaling; bf16 and fp32 need none."""
-        return torch.amp.GradScaler("cuda") if self.name == "fp16" else None
+        return self.scaler
+
+    def backward_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """Gradients of `loss` and one optimizer step (scaled under fp16)."""
+        optimizer.zero_grad(set_to_none=True)
+        if self.scaler is None:
+            loss.backward()
+            optimizer.step()
+            return
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+    def state_dict(self) -> dict | None:
+        return self.scaler.state_dict() if self.scaler is not None else None
+
+    def load_state_dict(self, state: dict | None) -> None:
+        if self.scaler is not None and state:
+            self.scaler.load_state_dict(state)
 
 
 def configure_threads(local_world_size: int = 1) -> int:

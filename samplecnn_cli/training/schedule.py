@@ -3,6 +3,11 @@
 lr starts at 0.01; when validation loss has not improved for `patience` (3) epochs the best weights
 are reloaded and lr is divided by 5; after `decreases` (4) such steps (last lr 0.000016) the next
 plateau ends training. The trainer acts on the decision `step()` returns.
+
+A schedule is what the engine (training/engine.py) asks for: `lr` (read at the start of every
+epoch and set on the optimizer, so a schedule may change it per epoch, e.g. cosine), `step(epoch,
+valid_loss)` -> CONTINUE | DECREASE (reload the best weights, fresh optimizer at the new lr) | STOP,
+`best_loss`, `best_epoch`, `decreases_done`, `stop_text()`, `state_dict()` / `load_state_dict()`.
 """
 
 from __future__ import annotations
@@ -37,6 +42,41 @@ class PaperSchedule:
         self.lr *= self.factor
         self.since_best = 0
         return DECREASE
+
+    def stop_text(self) -> str:
+        return f"validation loss did not improve for {self.patience} epochs after {self.decreases} lr decreases"
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+@dataclass
+class EarlyStopping:
+    """A constant lr and early stopping: STOP after `patience` epochs without a lower validation loss.
+
+    What `samplecnn transfer` runs (Adam). The same interface as PaperSchedule (lr, best_loss,
+    best_epoch, decreases_done, step, state_dict), which is all the engine asks of a schedule."""
+
+    lr: float = 1e-4
+    patience: int = 10
+    best_loss: float = float("inf")
+    best_epoch: int = 0
+    since_best: int = 0
+    decreases_done: int = 0
+
+    def step(self, epoch: int, valid_loss: float) -> str:
+        if valid_loss < self.best_loss:
+            self.best_loss, self.best_epoch, self.since_best = float(valid_loss), epoch, 0
+            return CONTINUE
+        self.since_best += 1
+        return STOP if self.since_best >= self.patience else CONTINUE
+
+    def stop_text(self) -> str:
+        return f"validation loss did not improve for {self.patience} epochs"
 
     def state_dict(self) -> dict:
         return asdict(self)

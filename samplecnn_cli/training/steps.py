@@ -1,16 +1,21 @@
 """The two hot loops' bodies, shared by train, evaluate, tag and bench so bench measures what they run.
 
-train_step: one optimizer step on a batch of segments. predict_segments: song-level outputs of many
+train_step: one optimizer step on a batch (segments, or transfer feature rows). validate: validation
+loss and a song-level metric. predict_segments: song-level outputs of many
 segments, batched (sigmoid for multi-label, softmax for single-label).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
 
-from samplecnn_cli.training.device import autocast
+from samplecnn_cli.metrics import compute_metrics
+from samplecnn_cli.training.device import Precision, autocast
 
 
 def loss_function(task: str) -> nn.Module:
@@ -28,24 +33,53 @@ def outputs_to_scores(logits: torch.Tensor, task: str) -> torch.Tensor:
     return torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, dim=1)
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, x: torch.Tensor,
-               labels: torch.Tensor, *, task: str, device: torch.device, precision: str,
-               scaler=None) -> torch.Tensor:
-    """Forward (under autocast), loss in fp32, backward, step. Returns the loss (detached)."""
-    x = x.to(device, non_blocking=True)
-    target = loss_targets(labels.to(device, non_blocking=True), task)
-    with autocast(device, precision):
+def task_loss(task: str):
+    """loss(logits, labels) in fp32, with the targets the task's loss takes (see loss_targets)."""
+    loss_fn = loss_function(task)
+    return lambda logits, labels: loss_fn(logits.float(), loss_targets(labels, task))
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: Precision, loss_of,
+               batch) -> torch.Tensor:
+    """One optimizer step on `batch` = (inputs, labels, ...): forward under the precision's autocast,
+    the loss in fp32, backward + step (scaled under fp16). Returns the loss (detached)."""
+    x = batch[0].to(precision.device, non_blocking=True)
+    labels = batch[1].to(precision.device, non_blocking=True)
+    with precision.autocast():
         logits = model(x)
-    loss = loss_fn(logits.float(), target)
-    optimizer.zero_grad(set_to_none=True)
-    if scaler is not None:
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        loss.backward()
-        optimizer.step()
+    loss = loss_of(logits, labels)
+    precision.backward_step(loss, optimizer)
     return loss.detach()
+
+
+@dataclass
+class ValidationSet:
+    """What validation runs over: batches of (inputs, labels, clip index) and each clip's targets."""
+
+    batches: Iterable
+    targets: np.ndarray  # (clips, labels) bool
+    label_names: list[str]
+    task: str
+
+
+def validate(model: nn.Module, data: ValidationSet, precision: Precision) -> dict:
+    """Mean loss over all items and a song-level metric (mean of item scores per clip)."""
+    model.eval()
+    loss_of = task_loss(data.task)
+    sums = np.zeros(data.targets.shape, np.float64)
+    counts = np.zeros(data.targets.shape[0], np.int64)
+    total, n = 0.0, 0
+    for x, labels, clip in data.batches:
+        logits = logits_batch(model, x, device=precision.device, precision=precision.name)
+        total += loss_of(logits, labels.to(precision.device)).item() * x.shape[0]
+        n += x.shape[0]
+        np.add.at(sums, clip.numpy(), outputs_to_scores(logits, data.task).cpu().numpy())
+        np.add.at(counts, clip.numpy(), 1)
+    model.train()
+    metrics = compute_metrics(sums / np.maximum(counts, 1)[:, None], data.targets, data.task, data.label_names)
+    name = "accuracy" if data.task == "multiclass" else "roc_auc"
+    value = metrics[name]
+    return {"loss": total / max(n, 1), "metric": f"valid_{name}", "value": float("nan") if value is None else value}
 
 
 @torch.inference_mode()

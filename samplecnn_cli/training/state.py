@@ -1,0 +1,66 @@
+"""Everything a training run carries from epoch to epoch, with one state_dict (what last.pt holds).
+
+model, optimizer (rebuilt by `new_optimizer` at the schedule's lr: the paper's recipe restarts
+momentum at each lr decrease), schedule, precision (its scaler), epoch, seconds spent, the best
+weights so far, and why the run stopped. `state_dict` also keeps the RNG states, so a resumed run
+draws what the uninterrupted run would have drawn.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from samplecnn_cli.training.device import Precision
+
+
+@dataclass
+class TrainState:
+    model: torch.nn.Module  # the bare model (not the DDP wrapper): what checkpoints hold
+    new_optimizer: Callable[[torch.nn.Module, float], torch.optim.Optimizer]
+    schedule: object  # PaperSchedule, EarlyStopping... (see training/schedule.py)
+    precision: Precision
+    epoch: int = 0
+    seconds: float = 0.0
+    stop_reason: str | None = None
+    best: dict = field(default_factory=dict)  # the best weights so far (a copy of a state_dict)
+
+    def __post_init__(self):
+        self.optimizer = self.new_optimizer(self.model, self.schedule.lr)
+        if not self.best:
+            self.keep_best()
+
+    def keep_best(self) -> None:
+        self.best = copy.deepcopy(self.model.state_dict())
+
+    def reload_best(self) -> None:
+        """Back to the best weights with a fresh optimizer at the schedule's (new) lr."""
+        self.model.load_state_dict(self.best)
+        self.optimizer = self.new_optimizer(self.model, self.schedule.lr)
+
+    def state_dict(self) -> dict:
+        device = next(self.model.parameters()).device
+        return {"epoch": self.epoch, "train_seconds": self.seconds, "stop_reason": self.stop_reason,
+                "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+                "scaler": self.precision.state_dict(), "best_state_dict": self.best,
+                "rng": {"torch": torch.get_rng_state(),
+                        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from `state` (a last.pt payload; its "state_dict" holds the model's weights)."""
+        self.model.load_state_dict(state["state_dict"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.optimizer = self.new_optimizer(self.model, self.schedule.lr)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.precision.load_state_dict(state.get("scaler"))
+        self.epoch, self.seconds = int(state["epoch"]), float(state["train_seconds"])
+        self.stop_reason = state.get("stop_reason")
+        if state.get("best_state_dict"):
+            self.best = state["best_state_dict"]
+        torch.set_rng_state(state["rng"]["torch"])
+        device = next(self.model.parameters()).device
+        if device.type == "cuda" and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
