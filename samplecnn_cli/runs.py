@@ -8,7 +8,10 @@ A run directory (training or transfer) holds:
     checkpoints/best.pt  best weights by validation loss; checkpoints/last.pt: last epoch + trainer state
     train.log            the log
     status.json          {"state": "running" | "failed" | "done", "pid", "host", "updated", "reason"}
-    metrics.json         written by `samplecnn evaluate` (song-level test metrics)
+    summary.json         the same keys for every run kind (SUMMARY_KEYS), plus a kind's own facts
+    metrics.json         written by `samplecnn evaluate` (song-level test metrics; metrics-<split>.json
+                         for other splits) with predictions-<split>.npz beside it
+`RunDir` is the one place that names these files.
 Checkpoints hold only tensors and plain Python values, so they load with torch.load(weights_only=True).
 """
 
