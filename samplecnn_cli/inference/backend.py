@@ -1,0 +1,220 @@
+"""Pick the fastest way to run a model for inference on this machine, by measuring it.
+
+Candidates (all from a batch-norm-folded copy, fold.py):
+    eager       the folded model's own forward (any waveform model)
+    plan        plan.SamplePlan: Conv2d channels-last, matmul first layer (plain sample-level models)
+    plan-jit    the plan traced and frozen with TorchScript (fused conv+ReLU, prepacked weights)
+each in fp32, and in bf16 where the CPU computes bf16 natively (never on an AVX2-only CPU or when
+ONEDNN_MAX_CPU_ISA / ATEN_CPU_CAPABILITY force AVX2: both checks below read what PyTorch itself sees).
+Every candidate is timed on the same synthetic batch, interleaved, and the best one is used; the choice
+(backend, precision, batch size) is cached in a small JSON per machine, model and thread count so the
+measurement runs once. Nothing is keyed on CPU names.
+
+`FastModel(x)` returns (logits, [hidden -3, -2, -1]) in float32 like ModelOutput, hidden as (B, C, T).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from samplecnn_cli.inference.fold import fold_batch_norm
+from samplecnn_cli.inference.plan import SamplePlan, supports_plan
+
+BACKENDS = ("eager", "plan", "plan-jit")
+BATCH_CANDIDATES = (8, 16, 32, 64)
+CACHE_ENV = "SAMPLECNN_INFERENCE_CACHE"  # path of the JSON cache; "off" disables it
+
+
+@dataclass(frozen=True)
+class Choice:
+    backend: str
+    precision: str  # fp32 | bf16
+    batch_size: int
+    measured: dict | None = None  # candidate -> segments/s, when measured now
+
+
+class FastModel:
+    """A folded model behind one of BACKENDS, called on float32 (B, samples) tensors."""
+
+    def __init__(self, model: nn.Module, backend: str = "eager", precision: str = "fp32",
+                 device: torch.device | str = "cpu", example_batch: int = 2):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}")
+        if backend != "eager" and not supports_plan(model):
+            backend = "eager"
+        self.backend, self.precision = backend, precision
+        self.device = torch.device(device)
+        self.input_samples = int(model.input_samples)
+        self.dtype = torch.bfloat16 if precision == "bf16" else (torch.float16 if precision == "fp16" else torch.float32)
+        folded = fold_batch_norm(model)
+        if backend == "eager":
+            self.module = folded.to(self.device, self.dtype)
+        else:
+            plan = SamplePlan(folded).eval().to(self.device, self.dtype)
+            if backend == "plan-jit":
+                example = torch.zeros(example_batch, self.input_samples, dtype=self.dtype, device=self.device)
+                with torch.no_grad(), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)  # still the fastest frozen CPU path
+                    plan = torch.jit.freeze(torch.jit.trace(plan, example, check_trace=False))
+            self.module = plan
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x = x.to(self.device, self.dtype, non_blocking=True)
+        if self.backend == "eager":
+            out = self.module.forward_all(x)
+            logits, hidden = out.logits, list(out.hidden)
+        else:
+            logits, *hidden = self.module(x)
+        return logits.float(), [h.float() for h in hidden]
+
+
+def bf16_native(device: torch.device) -> bool:
+    """bf16 is a candidate only where PyTorch sees native support (never under AVX2 emulation)."""
+    from samplecnn_cli.training.device import fast_bf16
+
+    if device.type == "cpu":
+        return fast_bf16(device) and torch.backends.cpu.get_cpu_capability() not in ("DEFAULT", "AVX2", "NO AVX")
+    return fast_bf16(device)
+
+
+def candidates(model: nn.Module, precision: str, device: torch.device) -> list[tuple[str, str]]:
+    """(backend, precision) pairs worth timing for `precision` (fp32, bf16 or auto)."""
+    if precision == "auto":
+        precisions = ["fp32", "bf16"] if bf16_native(device) else ["fp32"]
+    else:
+        precisions = [precision]
+    backends = ["eager"]
+    if device.type == "cpu" and supports_plan(model):
+        backends += ["plan", "plan-jit"]
+    return [(b, p) for p in precisions for b in backends]
+
+
+def _cache_path() -> Path | None:
+    value = os.environ.get(CACHE_ENV)
+    if value == "off":
+        return None
+    if value:
+        return Path(value)
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "samplecnn" / "inference.json"
+
+
+def machine_key(model: nn.Module, precision: str, device: torch.device) -> str:
+    """What the measurement depends on: the CPU as PyTorch sees it (ISA level, forced-ISA env vars),
+    thread count, torch version, the model's architecture and the requested precision."""
+    arch = f"{type(model).__name__}:{getattr(model, 'name', '')}:{model.input_samples}:{model.num_outputs}"
+    parts = [torch.__version__, str(device), torch.backends.cpu.get_cpu_capability(),
+             os.environ.get("ONEDNN_MAX_CPU_ISA", ""), str(torch.get_num_threads()), _cpu_flags(), arch, precision]
+    if device.type == "cuda":
+        parts.append(torch.cuda.get_device_name(device))
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return hashlib.sha1(line.encode()).hexdigest()[:8]
+    except OSError:
+        pass
+    return ""
+
+
+def _read_cache(path: Path | None) -> dict:
+    if path is None or not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}  # a damaged cache is remeasured, never fatal
+
+
+def _write_cache(path: Path | None, key: str, choice: Choice) -> None:
+    if path is None:
+        return
+    try:
+        data = _read_cache(path)
+        data[key] = {k: v for k, v in asdict(choice).items() if k != "measured"}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # an unwritable cache only costs a remeasurement next time
+
+
+def _throughput(fast: FastModel, batch: torch.Tensor, repeats: int) -> float:
+    fast(batch)  # warm-up: oneDNN primitive creation, TorchScript profiling runs
+    best = float("inf")
+    for _ in range(repeats):
+        began = time.perf_counter()
+        fast(batch)
+        best = min(best, time.perf_counter() - began)
+    return batch.shape[0] / best
+
+
+def measure(model: nn.Module, pairs: list[tuple[str, str]], device: torch.device, *, batch: int = 8,
+            repeats: int = 2) -> dict[tuple[str, str], float]:
+    """Segments/s of each (backend, precision), the candidates interleaved and each one's best kept
+    (the machine may be shared: the minimum time is the least disturbed one)."""
+    x = torch.randn(batch, model.input_samples, generator=torch.Generator().manual_seed(0)) * 0.1
+    built = {pair: FastModel(model, *pair, device=device, example_batch=batch) for pair in pairs}
+    speed = {pair: 0.0 for pair in pairs}
+    for _ in range(repeats):
+        for pair, fast in built.items():
+            speed[pair] = max(speed[pair], _throughput(fast, x, 1))
+    return speed
+
+
+def pick_batch_size(fast: FastModel, device: torch.device, sizes=BATCH_CANDIDATES) -> int:
+    """The batch size with the best segments/s, trying sizes in order and stopping once it drops."""
+    best_size, best_speed = sizes[0], 0.0
+    for size in sizes:
+        x = torch.randn(size, fast.input_samples) * 0.1
+        speed = _throughput(fast, x, 1)
+        if speed < best_speed * 0.97:
+            break
+        if speed > best_speed:
+            best_size, best_speed = size, speed
+    return best_size
+
+
+def choose(model: nn.Module, *, precision: str = "auto", device: torch.device | str = "cpu",
+           batch_size: int | None = None, backend: str | None = None, use_cache: bool = True) -> tuple[FastModel, Choice]:
+    """The fastest FastModel for `model` here, measured (or read from the per-machine cache)."""
+    device = torch.device(device)
+    model = model.eval()
+    if device.type != "cpu":  # GPUs: the folded model in the requested precision, no timing needed
+        prec = "bf16" if precision == "auto" and bf16_native(device) else ("fp32" if precision == "auto" else precision)
+        fast = FastModel(model, "eager", prec, device)
+        return fast, Choice("eager", prec, batch_size or 64)
+    if backend is not None:
+        prec = ("bf16" if bf16_native(device) else "fp32") if precision == "auto" else precision
+        fast = FastModel(model, backend, prec, device)
+        return fast, Choice(fast.backend, prec, batch_size or pick_batch_size(fast, device))
+    path = _cache_path() if use_cache else None
+    key = machine_key(model, precision, device)
+    cached = _read_cache(path).get(key)
+    if cached and cached.get("backend") in BACKENDS:
+        fast = FastModel(model, cached["backend"], cached["precision"], device)
+        return fast, Choice(fast.backend, fast.precision, batch_size or int(cached["batch_size"]))
+    speeds = measure(model, candidates(model, precision, device), device)
+    best_backend, best_precision = max(speeds, key=speeds.get)
+    fast = FastModel(model, best_backend, best_precision, device)
+    size = batch_size or pick_batch_size(fast, device)
+    choice = Choice(best_backend, best_precision, size,
+                    measured={f"{b}/{p}": round(s, 2) for (b, p), s in speeds.items()})
+    if batch_size is None:
+        _write_cache(path, key, choice)
+    return fast, choice
