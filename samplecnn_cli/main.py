@@ -17,7 +17,9 @@ from samplecnn_cli.commands import (
     compare_features,
     datasets,
     demo,
+    embed,
     evaluate,
+    export,
     extract,
     models,
     preprocess,
@@ -59,6 +61,8 @@ app.add_typer(datasets.app, name="datasets", rich_help_panel="Data")
 app.command("train", rich_help_panel="Training")(train.train)
 app.command("evaluate", rich_help_panel="Training")(evaluate.evaluate)
 app.command("tag", rich_help_panel="Training")(tag.tag)
+app.command("embed", rich_help_panel="Features")(embed.embed)
+app.command("export", rich_help_panel="Training")(export.export)
 app.add_typer(bench.app, name="bench", rich_help_panel="Training")
 app.command("extract", rich_help_panel="Features")(extract.extract)
 app.command("transfer", rich_help_panel="Features")(transfer.transfer)
