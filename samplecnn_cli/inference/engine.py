@@ -70,7 +70,7 @@ class _Open:
     window_embeddings: list = field(default_factory=list)
     maxima: dict = field(default_factory=dict)
     sums: dict = field(default_factory=dict)
-    steps: int = 0
+    steps: dict = field(default_factory=dict)  # time steps summed, per layer
 
 
 class Engine:
@@ -175,8 +175,7 @@ class Engine:
             for layer, (mx, sm, steps) in pooled.items():
                 state.maxima[layer] = mx[i].copy() if layer not in state.maxima else np.maximum(state.maxima[layer], mx[i])
                 state.sums[layer] = sm[i] + state.sums.get(layer, 0.0)
-            if pooled:
-                state.steps += next(iter(pooled.values()))[2]
+                state.steps[layer] = state.steps.get(layer, 0) + steps
             state.remaining -= 1
 
     def _close(self, state: _Open) -> FileResult:
@@ -194,7 +193,7 @@ class Engine:
             r.window_embeddings = np.stack(state.window_embeddings)
         if state.maxima:
             r.features = {layer: {"max": state.maxima[layer].astype(np.float32),
-                                  "avg": (state.sums[layer] / state.steps).astype(np.float32)}
+                                  "avg": (state.sums[layer] / state.steps[layer]).astype(np.float32)}
                           for layer in self.layers}
         return r
 
