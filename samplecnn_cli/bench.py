@@ -63,3 +63,48 @@ def bench(mode: str, model_name: str, *, batch_size: int = 23, precision: str = 
         "warmup_seconds": round(warmup_seconds, 3), "seconds": round(seconds, 3),
         "seconds_per_step": round(seconds / steps, 4), "segments_per_second": round(steps * batch_size / seconds, 2),
     }
+
+
+def bench_data(store_dir, *, workers: tuple[int, ...] = (0, 1, 2), batch_size: int = 23, input_samples: int = 59049,
+               batches: int = 100, split: str = "train") -> dict:
+    """Segments per second the training loader delivers from `store_dir`, per worker count.
+
+    The loader is the one `samplecnn train` uses (shuffled segments, folded batches); each worker count
+    gets its own shuffle (epoch), so a later count does not just re-read what an earlier one cached."""
+    from pathlib import Path
+
+    from samplecnn_cli.data.loader import SegmentDataset
+    from samplecnn_cli.data.store import Store
+    from samplecnn_cli.errors import UsageError
+
+    if batch_size < 1 or input_samples < 1 or batches < 1 or any(w < 0 for w in workers) or not workers:
+        raise UsageError("--batch-size, --samples and --batches must be positive, --workers 0 or more")
+    data = Store(Path(store_dir)).split(split)
+    dataset = SegmentDataset(data, input_samples)
+    results = [_loader_rate(dataset, w, batch_size, batches, epoch) for epoch, w in enumerate(workers, 1)]
+    return {"mode": "data", "store": str(store_dir), "split": split, "segments": len(dataset),
+            "store_bytes": int(data.path.stat().st_size), "input_samples": input_samples, "batch_size": batch_size,
+            "direct_reads": dataset.audio.layout is not None, "results": results}
+
+
+def _loader_rate(dataset, workers: int, batch_size: int, batches: int, epoch: int) -> dict:
+    import time
+
+    from samplecnn_cli.data.loader import segment_loader, set_epoch
+
+    loader = segment_loader(dataset, batch_size=batch_size, shuffle=True, seed=epoch, workers=workers)
+    set_epoch(loader, epoch)
+    began = time.perf_counter()
+    it = iter(loader)
+    next(it)  # worker start-up is not throughput
+    first = time.perf_counter()
+    seen = done = 0
+    for x, _, _ in it:
+        seen, done = seen + x.shape[0], done + 1
+        if done >= batches:
+            break
+    seconds = time.perf_counter() - first
+    del it, loader
+    return {"workers": workers, "batches": done, "segments": seen, "seconds": round(seconds, 3),
+            "startup_seconds": round(first - began, 3), "segments_per_second": round(seen / max(seconds, 1e-9), 1),
+            "mb_per_second": round(seen * dataset.input_samples * 2 / max(seconds, 1e-9) / 1e6, 1)}

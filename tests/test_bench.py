@@ -22,3 +22,17 @@ def test_bench_json(mode):
 def test_bench_fp16_on_cpu_exits_2():
     result = CliRunner().invoke(app, ["bench", "train", "sample-3^3", "--precision", "fp16", "--device", "cpu"])
     assert result.exit_code == 2
+
+
+def test_bench_data_json_per_worker_count(tmp_path):
+    from tests._store_fixtures import make_store
+
+    store = make_store(tmp_path / "s", seconds=1.0, clips=(8, 1, 1))
+    result = CliRunner().invoke(app, ["bench", "data", str(store), "--workers", "0,2", "--samples", "729",
+                                      "--batch-size", "4", "--batches", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [r["workers"] for r in data["results"]] == [0, 2] and data["direct_reads"]
+    assert all(r["segments"] == 20 and r["segments_per_second"] > 0 for r in data["results"])
+    bad = CliRunner().invoke(app, ["bench", "data", str(store), "--workers", "-1"])
+    assert bad.exit_code == 2

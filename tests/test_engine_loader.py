@@ -53,3 +53,25 @@ def test_training_with_a_remainder_of_one_or_two_segments_trains(tmp_path, remai
     row = json.loads((run / "metrics.jsonl").read_text())
     assert row["segments"] == 108 and 108 % batch == remainder
     assert torch.isfinite(torch.tensor(row["train_loss"]))
+
+
+def test_threaded_batches_equal_in_loop_batches_and_direct_reads(tmp_path):
+    from samplecnn_cli.data.segments import read_segment
+
+    store = Store(make_store(tmp_path / "s", seconds=1.3, clips=(6, 1, 1)))  # clips end mid-segment: padding
+    split = store.split("train")
+    data = SegmentDataset(split, 729)
+    assert data.audio.layout is not None  # raw chunked int16: read with os.preadv, not h5py
+    orders = []
+    for workers in (0, 2):
+        loader = segment_loader(data, batch_size=7, shuffle=True, seed=1, workers=workers)
+        set_epoch(loader, 2)
+        orders.append(list(loader))
+    assert len(orders[0]) == len(orders[1]) == len(data) // 7
+    for (xa, ya, ca), (xb, yb, cb) in zip(*orders, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb) and torch.equal(ca, cb)
+    x, _, clips = orders[0][0]
+    first = int(next(iter(loader.batch_sampler))[0])
+    clip, start = data.index[first]
+    assert int(clips[0]) == clip
+    assert torch.equal(x[0], torch.from_numpy(read_segment(split, int(clip), int(start), 729)))

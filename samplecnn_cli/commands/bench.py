@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from samplecnn_cli.cli import App, console, print_json
 
-app = App(help="Measure training and inference throughput (segments per second).")
+app = App(help="Measure training, inference and data-loading throughput (segments per second).")
 
 ModelArg = Annotated[str, typer.Argument(help="Model name, e.g. 'sample-3^9'.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", help="Segments per step.")]
@@ -42,3 +43,31 @@ def bench_infer(model: ModelArg, batch_size: BatchOpt = 23, precision: Precision
                 device: DeviceOpt = "auto", steps: StepsOpt = 5, json_out: JsonOpt = False) -> None:
     """Inference throughput: the batched prediction `samplecnn evaluate` and `samplecnn tag` run."""
     _run("infer", model, batch_size, precision, device, steps, json_out)
+
+
+@app.command("data")
+def bench_data(
+    store: Annotated[Path, typer.Argument(help="A preprocessed store folder.")],
+    workers: Annotated[str, typer.Option("--workers", "-w", help="Worker counts to measure, comma-separated.")] = "0,1,2",
+    batch_size: BatchOpt = 23,
+    samples: Annotated[int, typer.Option("--samples", help="Samples per segment (59,049 = sample-3^9).")] = 59049,
+    batches: Annotated[int, typer.Option("--batches", "-n", help="Timed batches per worker count.")] = 100,
+    json_out: JsonOpt = False,
+) -> None:
+    """Data throughput: segments per second the training loader delivers from STORE's train split, per
+    number of DataLoader workers."""
+    from samplecnn_cli.bench import bench_data as run_bench
+    from samplecnn_cli.errors import UsageError
+
+    try:
+        counts = tuple(int(w) for w in workers.split(",") if w.strip())
+    except ValueError:
+        raise UsageError(f"--workers takes comma-separated counts, not '{workers}'") from None
+    result = run_bench(store, workers=counts, batch_size=batch_size, input_samples=samples, batches=batches)
+    if json_out:
+        print_json(result)
+        return
+    for row in result["results"]:
+        console.print(f"data {result['store']}: [bold]{row['segments_per_second']:,.0f} segments/s[/] with "
+                      f"{row['workers']} worker(s) ({row['mb_per_second']:,.0f} MB/s of int16, "
+                      f"{samples:,}-sample segments, batch {batch_size})", highlight=False)

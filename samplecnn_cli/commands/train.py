@@ -27,7 +27,7 @@ def train(
     precision: Annotated[str, typer.Option("--precision", "-p", help="fp32, bf16, fp16 (CUDA only) or auto "
                                            "(bf16 where the hardware runs it natively).")] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    workers: Annotated[int | None, typer.Option("--workers", "-w", help="DataLoader worker processes "
+    workers: Annotated[int | None, typer.Option("--workers", "-w", help="Segment reader threads "
                                                 "(default: 0 on CPU, 8 on CUDA).")] = None,
     seed: Annotated[int, typer.Option("--seed", "-s", help="Random seed (weights, shuffling, dropout).")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last "

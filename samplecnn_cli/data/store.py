@@ -263,6 +263,22 @@ class StoreSplit:
         state["_pid"] = -1
         return state
 
+    def audio_layout(self) -> tuple[int, np.ndarray] | None:
+        """(samples per chunk, file byte offset of each audio chunk in order) when the int16 audio is
+        stored raw (no compression or other filter), so readers may memory-map the file; else None."""
+        audio = self._file()["audio"]
+        if audio.dtype != np.int16 or audio.compression or audio.shuffle or audio.fletcher32 or audio.scaleoffset:
+            return None
+        if audio.chunks is None:
+            offset = audio.id.get_offset()
+            return None if offset is None else (max(audio.shape[0], 1), np.array([offset], np.int64))
+        step, count = audio.chunks[0], audio.id.get_num_chunks()
+        offsets = np.full(-(-audio.shape[0] // step), -1, np.int64)
+        for i in range(count):
+            info = audio.id.get_chunk_info(i)
+            offsets[info.chunk_offset[0] // step] = info.byte_offset
+        return None if (offsets < 0).any() else (step, offsets)
+
 
 class Store:
     """A store folder: the split files that exist, checked to agree on rate, labels and task."""

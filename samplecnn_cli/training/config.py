@@ -31,7 +31,7 @@ class TrainConfig:
     lr_decreases: int = 4  # 4 decreases in total; a plateau at the last lr stops training
     precision: str = "auto"  # auto = bf16 where the hardware has fast bf16, else fp32
     device: str = "auto"
-    workers: int | None = None  # DataLoader workers; None = 0 on CPU, up to 8 on CUDA
+    workers: int | None = None  # segment reader threads; None = 0 on CPU (read in the loop), 8 on CUDA
     seed: int = 0
     input_stats_segments: int = 512  # frame-mel: training segments sampled for the spectrogram mean/std
     model_overrides: dict = field(default_factory=dict)
