@@ -18,7 +18,8 @@ def extract(
     pooling: Annotated[str, typer.Option("--pooling", help="Summaries over time: max, avg or both.")] = "max,avg",
     splits: Annotated[str | None, typer.Option("--splits", "-s", help="Splits to extract (default: all in the store).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Segments per forward pass.")] = 32,
-    precision: Annotated[str, typer.Option("--precision", "-p", help="fp32 or bf16 (CPU autocast).")] = "fp32",
+    precision: Annotated[str, typer.Option("--precision", "-p", help="fp32 or bf16.")] = "fp32",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Song-level features: max- and average-pooled hidden layers of trained runs, one row per clip.
@@ -34,7 +35,7 @@ def extract(
     layer_tuple = parse_layers(layers)
     poolings = parse_names(pooling, POOLINGS, "--pooling")
     split_names = parse_names(splits)
-    with Progress(console=err_console, transient=True, disable=json_out) as progress:
+    with Progress(console=err_console, transient=True, disable=json_out or not err_console.is_terminal) as progress:
         tasks: dict[str, int] = {}
 
         def on_progress(split: str, done: int, total: int) -> None:
@@ -43,7 +44,8 @@ def extract(
             progress.update(tasks[split], completed=done)
 
         summary = extract_features(run_dirs, data, out, layers=layer_tuple, poolings=poolings, splits=split_names,
-                                   batch_size=batch_size, precision=precision, on_progress=on_progress)
+                                   batch_size=batch_size, precision=precision, device=device,
+                                   on_progress=on_progress)
     if json_out:
         print_json(summary)
         return

@@ -1,4 +1,8 @@
-"""Song-level prediction: the model over every non-overlapping segment of each whole clip, averaged."""
+"""Song-level prediction: the model over every non-overlapping segment of each whole clip, averaged.
+
+The model runs through samplecnn_cli.inference (batch norm folded, the fastest backend measured on this
+machine for the requested precision; fp32 stays within 1e-3 of the eager model).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ import torch
 from samplecnn_cli.data.segments import clip_segments
 from samplecnn_cli.data.store import StoreSplit
 from samplecnn_cli.training.device import resolve_device, resolve_precision
-from samplecnn_cli.training.steps import predict_segments
 
 
 def predict_split(model, split: StoreSplit, *, batch_size: int = 64, device="cpu", precision: str = "fp32",
@@ -22,7 +25,10 @@ def predict_split(model, split: StoreSplit, *, batch_size: int = 64, device="cpu
     task = task or split.task
     torch_device = device if isinstance(device, torch.device) else resolve_device(device)
     precision = resolve_precision(precision, torch_device)
-    model.eval().to(torch_device)
+    from samplecnn_cli.inference.backend import choose
+
+    model.eval()
+    fast, _ = choose(model, precision=precision, device=torch_device, batch_size=batch_size)
     n, num_labels = len(split), split.labels.shape[1]
     scores = np.zeros((n, num_labels), np.float32)
     pending, owners = [], []  # segments waiting for a batch, and the clip each belongs to
@@ -30,8 +36,7 @@ def predict_split(model, split: StoreSplit, *, batch_size: int = 64, device="cpu
     def flush():
         segments = np.concatenate(pending)
         clip_of = np.concatenate(owners)
-        out = predict_segments(model, segments, task=task, batch_size=batch_size, device=torch_device,
-                               precision=precision)
+        out = score_segments(fast, segments, task=task, batch_size=batch_size)
         sums = np.zeros((n, num_labels), np.float64)
         np.add.at(sums, clip_of, out)
         counts = np.bincount(clip_of, minlength=n)
@@ -54,3 +59,14 @@ def predict_split(model, split: StoreSplit, *, batch_size: int = 64, device="cpu
     if pending:
         flush()
     return scores, split.labels.astype(bool).copy()
+
+
+def score_segments(fast, segments: np.ndarray, *, task: str, batch_size: int) -> np.ndarray:
+    """Scores (S, L) of segments (S, T) through a FastModel (sigmoid for multilabel, else softmax)."""
+    from samplecnn_cli.training.steps import outputs_to_scores
+
+    out = []
+    for i in range(0, segments.shape[0], batch_size):
+        logits, _ = fast(torch.from_numpy(np.ascontiguousarray(segments[i:i + batch_size])))
+        out.append(outputs_to_scores(logits, task).numpy())
+    return np.concatenate(out)

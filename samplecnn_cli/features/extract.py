@@ -8,7 +8,8 @@ multi-scale features. Rows are written block by block to a temporary file rename
 memory stays flat in the number of clips. The file layout is described in features/file.py.
 
 Segments of several clips are batched together: clips are grouped until their segments fill a
-batch, the model runs batch by batch, and per-clip running max and sum are scattered back.
+batch, the model runs batch by batch, and per-clip running max and sum are scattered back. The model
+runs through samplecnn_cli.inference (batch norm folded, fastest backend measured for the precision).
 """
 
 from __future__ import annotations
@@ -98,24 +99,24 @@ def clip_blocks(split: StoreSplit, segment_samples: int, batch_size: int) -> Ite
         yield block
 
 
-def pool_clips(model, audios: list[np.ndarray], layers: tuple[int, ...], batch_size: int,
-               precision: str = "fp32") -> dict[int, dict[str, np.ndarray]]:
-    """Max and average of each layer over all segments and time steps of each clip.
+def pool_clips(fast, audios: list[np.ndarray], layers: tuple[int, ...], batch_size: int) -> dict[int, dict[str, np.ndarray]]:
+    """Max and average of each layer over all segments and time steps of each clip, with `fast` an
+    inference.backend.FastModel (or anything returning (logits, hidden) for a batch).
 
     Returns {layer: {"max": (clips, C), "avg": (clips, C)}} as float32.
     """
     import torch
 
-    segments = [segments_of(audio, model.input_samples) for audio in audios]
+    segments = [segments_of(audio, fast.input_samples) for audio in audios]
     owner = torch.as_tensor(np.repeat(np.arange(len(audios)), [len(s) for s in segments]))
     stacked = torch.from_numpy(np.concatenate(segments, axis=0))
     maxima: dict[int, torch.Tensor] = {}
     sums: dict[int, torch.Tensor] = {}
     steps: dict[int, torch.Tensor] = {}
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+    with torch.inference_mode():
         for begin in range(0, stacked.shape[0], batch_size):
             idx = owner[begin:begin + batch_size]
-            hidden = model.forward_all(stacked[begin:begin + batch_size]).hidden
+            hidden = fast(stacked[begin:begin + batch_size])[1]
             for layer in layers:
                 h = hidden[layer].float()  # (B, C, T)
                 if layer not in maxima:
@@ -135,7 +136,7 @@ def pool_clips(model, audios: list[np.ndarray], layers: tuple[int, ...], batch_s
 def extract_features(run_dirs: list[Path], data_dir: Path, out: Path, *,
                      layers: tuple[int, ...] | None = None, poolings: tuple[str, ...] | None = None,
                      splits: tuple[str, ...] | None = None, batch_size: int = 32, precision: str = "fp32",
-                     on_progress: Callable[[str, int, int], None] | None = None) -> dict:
+                     device: str = "cpu", on_progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Write the features of every clip of the chosen splits of `data_dir` to `out`; return a summary."""
     import torch
 
@@ -153,6 +154,12 @@ def extract_features(run_dirs: list[Path], data_dir: Path, out: Path, *,
     keys = _run_keys([Path(d) for d in run_dirs])
     blocks = plan_blocks(runs, keys, layers, poolings)
     width = blocks[-1].stop
+    from samplecnn_cli.inference.backend import choose
+    from samplecnn_cli.training.device import resolve_device
+
+    torch_device = resolve_device(device)
+    fast_models = [choose(run.model, precision=precision, device=torch_device, batch_size=batch_size)[0]
+                   for run in runs]
     smallest = min(run.model.input_samples for run in runs)
 
     out = Path(out)
@@ -170,7 +177,7 @@ def extract_features(run_dirs: list[Path], data_dir: Path, out: Path, *,
             f.create_dataset("blocks", data=blocks_to_json(blocks), dtype=h5py.string_dtype())
             for name in split_names:
                 split = store.split(name)
-                counts[name] = _write_split(f, name, split, runs, keys, blocks, width, layers, smallest, batch_size,
+                counts[name] = _write_split(f, name, split, fast_models, keys, blocks, width, layers, smallest, batch_size,
                                             precision, on_progress)
         os.replace(tmp, out)
     except BaseException:
@@ -180,12 +187,13 @@ def extract_features(run_dirs: list[Path], data_dir: Path, out: Path, *,
         "out": str(out), "data": str(data_dir), "splits": counts, "columns": width,
         "runs": [{"run": k, "run_dir": str(r.run_dir), "model": r.model_name, "input_samples": r.model.input_samples}
                  for k, r in zip(keys, runs, strict=True)],
-        "layers": list(layers), "poolings": list(poolings), "precision": precision,
+        "layers": list(layers), "poolings": list(poolings), "precision": precision, "device": str(torch_device),
+        "backends": [f"{m.backend}/{m.precision}" for m in fast_models],
         "seconds": round(time.perf_counter() - started, 3), "threads": torch.get_num_threads(),
     }
 
 
-def _write_split(f: h5py.File, name: str, split: StoreSplit, runs, keys, blocks: list[Block], width: int,
+def _write_split(f: h5py.File, name: str, split: StoreSplit, fast_models, keys, blocks: list[Block], width: int,
                  layers: tuple[int, ...], smallest: int, batch_size: int, precision: str, on_progress) -> int:
     n = len(split)
     group = f.create_group(name)
@@ -198,8 +206,8 @@ def _write_split(f: h5py.File, name: str, split: StoreSplit, runs, keys, blocks:
     for clips in clip_blocks(split, smallest, batch_size):
         audios = [split.read_float(i) for i in clips]
         rows = np.empty((len(clips), width), np.float32)
-        for run, key in zip(runs, keys, strict=True):
-            pooled = pool_clips(run.model, audios, layers, batch_size, precision)
+        for fast, key in zip(fast_models, keys, strict=True):
+            pooled = pool_clips(fast, audios, layers, batch_size)
             for block in by_run[key]:
                 rows[:, block.start:block.stop] = pooled[block.layer][block.pooling]
         features[clips[0]:clips[-1] + 1] = rows

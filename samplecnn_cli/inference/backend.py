@@ -38,7 +38,7 @@ CACHE_ENV = "SAMPLECNN_INFERENCE_CACHE"  # path of the JSON cache; "off" disable
 class Choice:
     backend: str
     precision: str  # fp32 | bf16
-    batch_size: int
+    batch_size: int | None
     measured: dict | None = None  # candidate -> segments/s, when measured now
 
 
@@ -155,7 +155,8 @@ def _write_cache(path: Path | None, key: str, choice: Choice) -> None:
 
 
 def _throughput(fast: FastModel, batch: torch.Tensor, repeats: int) -> float:
-    fast(batch)  # warm-up: oneDNN primitive creation, TorchScript profiling runs
+    fast(batch)  # warm-up: oneDNN primitive creation, TorchScript's two profiling runs
+    fast(batch)
     best = float("inf")
     for _ in range(repeats):
         began = time.perf_counter()
@@ -206,15 +207,19 @@ def choose(model: nn.Module, *, precision: str = "auto", device: torch.device | 
     path = _cache_path() if use_cache else None
     key = machine_key(model, precision, device)
     cached = _read_cache(path).get(key)
+    measured = None
     if cached and cached.get("backend") in BACKENDS:
-        fast = FastModel(model, cached["backend"], cached["precision"], device)
-        return fast, Choice(fast.backend, fast.precision, batch_size or int(cached["batch_size"]))
-    speeds = measure(model, candidates(model, precision, device), device)
-    best_backend, best_precision = max(speeds, key=speeds.get)
+        best_backend, best_precision = cached["backend"], cached["precision"]
+        size = batch_size or cached.get("batch_size")
+    else:
+        speeds = measure(model, candidates(model, precision, device), device)
+        best_backend, best_precision = max(speeds, key=speeds.get)
+        measured = {f"{b}/{p}": round(v, 2) for (b, p), v in speeds.items()}
+        size = batch_size
     fast = FastModel(model, best_backend, best_precision, device)
-    size = batch_size or pick_batch_size(fast, device)
-    choice = Choice(best_backend, best_precision, size,
-                    measured={f"{b}/{p}": round(s, 2) for (b, p), s in speeds.items()})
-    if batch_size is None:
-        _write_cache(path, key, choice)
-    return fast, choice
+    if size is None:
+        size = pick_batch_size(fast, device)
+        _write_cache(path, key, Choice(fast.backend, fast.precision, size))
+    elif measured is not None:
+        _write_cache(path, key, Choice(fast.backend, fast.precision, None))  # batch size still to measure
+    return fast, Choice(fast.backend, fast.precision, int(size), measured=measured)

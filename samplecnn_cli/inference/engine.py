@@ -155,8 +155,9 @@ class Engine:
         logits, hidden = self.fast(torch.from_numpy(batch))
         scores = None
         if self.want & {"scores", "window_scores"}:
-            probs = torch.softmax(logits, -1) if self.task == "multiclass" else torch.sigmoid(logits)
-            scores = probs.numpy()
+            from samplecnn_cli.training.steps import outputs_to_scores
+
+            scores = outputs_to_scores(logits, self.task).numpy()
         embeddings = hidden[-1].mean(dim=-1).numpy() if self.want & {"embedding", "window_embeddings"} else None
         pooled = {}
         if "features" in self.want:
