@@ -1,5 +1,5 @@
 """Throughput of the training step and of inference, through the very functions train/evaluate/tag run
-(training.steps.train_step and predict_segments), on synthetic segments of the model's input size."""
+(training.steps.train_step, and samplecnn_cli.inference for infer), on synthetic segments of the model's input size."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ def bench(mode: str, model_name: str, *, batch_size: int = 23, precision: str = 
     from samplecnn_cli.errors import UsageError
     from samplecnn_cli.registry import create_model
     from samplecnn_cli.training.device import Precision, resolve_device
-    from samplecnn_cli.training.steps import predict_segments, task_loss, train_step
+    from samplecnn_cli.training.steps import task_loss, train_step
 
     if mode not in ("train", "infer"):
         raise UsageError(f"unknown bench mode '{mode}'", hint="use train or infer")
     if batch_size < 1 or steps < 1 or warmup < 0:
         raise UsageError("--batch-size and --steps must be positive")
     torch_device = resolve_device(device)
+    asked = precision
     prec = Precision.resolve(precision, torch_device)
     precision = prec.name
     torch.manual_seed(seed)
@@ -36,12 +37,18 @@ def bench(mode: str, model_name: str, *, batch_size: int = 23, precision: str = 
         def step():
             train_step(model, optimizer, prec, loss_of, (x, labels))
     else:
+        # the path evaluate/tag/embed/extract share: folded BN, fastest backend measured here
+        from samplecnn_cli.evaluation.predict import score_segments
+        from samplecnn_cli.inference.backend import choose
+
         model.eval()
         segments = x.numpy()
+        fast, choice = choose(model, precision=asked if torch_device.type == "cpu" else precision,
+                              device=torch_device, batch_size=batch_size)
+        precision = choice.precision
 
         def step():
-            predict_segments(model, segments, task=task, batch_size=batch_size, device=torch_device,
-                             precision=precision)
+            score_segments(fast, segments, task=task, batch_size=batch_size)
 
     def sync():
         if torch_device.type == "cuda":
@@ -62,7 +69,49 @@ def bench(mode: str, model_name: str, *, batch_size: int = 23, precision: str = 
         "precision": precision, "device": str(torch_device), "threads": torch.get_num_threads(), "steps": steps,
         "warmup_seconds": round(warmup_seconds, 3), "seconds": round(seconds, 3),
         "seconds_per_step": round(seconds / steps, 4), "segments_per_second": round(steps * batch_size / seconds, 2),
+        **({"backend": choice.backend} if mode == "infer" else {}),
     }
+
+
+def bench_infer_vs_plain(model_name: str, *, batch_size: int = 23, precision: str = "auto", rounds: int = 3,
+                         steps: int = 2, num_outputs: int = 50, seed: int = 0) -> dict:
+    """Inference segments/s of the plain fp32 eager model (torch.no_grad, sigmoid) and of ours (the
+    shared inference path) on the same batch, interleaved round by round on the CPU; medians and the
+    ratio, plus the largest difference of the scores."""
+    import statistics
+
+    import torch
+
+    from samplecnn_cli.inference.backend import choose
+    from samplecnn_cli.registry import create_model
+
+    torch.manual_seed(seed)
+    model = create_model(model_name, num_outputs=num_outputs).eval()
+    x = torch.randn(batch_size, model.input_samples) * 0.1
+    fast, choice = choose(model, precision=precision, device="cpu", batch_size=batch_size)
+
+    def plain():
+        with torch.no_grad():
+            return torch.sigmoid(model(x))
+
+    def ours():
+        return torch.sigmoid(fast(x)[0])
+
+    diff = float((plain() - ours()).abs().max())
+    speeds: dict[str, list[float]] = {"plain": [], "ours": []}
+    for _ in range(rounds):
+        for name, fn in (("plain", plain), ("ours", ours)):
+            began = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            speeds[name].append(steps * batch_size / (time.perf_counter() - began))
+    plain_median, ours_median = statistics.median(speeds["plain"]), statistics.median(speeds["ours"])
+    return {"model": model.name, "batch_size": batch_size, "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "backend": choice.backend,
+            "precision": choice.precision, "measured": choice.measured,
+            "plain_fp32_segments_per_second": round(plain_median, 2), "ours_segments_per_second": round(ours_median, 2),
+            "speedup": round(ours_median / plain_median, 2), "max_score_difference": diff,
+            "plain_all": [round(v, 2) for v in speeds["plain"]], "ours_all": [round(v, 2) for v in speeds["ours"]]}
 
 
 def bench_data(store_dir, *, workers: tuple[int, ...] = (0, 1, 2), batch_size: int = 23, input_samples: int = 59049,

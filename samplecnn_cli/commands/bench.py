@@ -40,9 +40,25 @@ def bench_train(model: ModelArg, batch_size: BatchOpt = 23, precision: Precision
 
 @app.command("infer")
 def bench_infer(model: ModelArg, batch_size: BatchOpt = 23, precision: PrecisionOpt = "auto",
-                device: DeviceOpt = "auto", steps: StepsOpt = 5, json_out: JsonOpt = False) -> None:
-    """Inference throughput: the batched prediction `samplecnn evaluate` and `samplecnn tag` run."""
-    _run("infer", model, batch_size, precision, device, steps, json_out)
+                device: DeviceOpt = "auto", steps: StepsOpt = 5, json_out: JsonOpt = False,
+                compare: Annotated[bool, typer.Option("--compare", help="Also time the plain fp32 eager model, "
+                                                      "interleaved with ours (CPU), and print the ratio.")] = False) -> None:
+    """Inference throughput: the batched prediction `samplecnn evaluate`, `tag`, `embed` and `extract` run
+    (batch norm folded, the fastest backend measured on this machine)."""
+    if not compare:
+        _run("infer", model, batch_size, precision, device, steps, json_out)
+        return
+    from samplecnn_cli.bench import bench_infer_vs_plain
+
+    result = bench_infer_vs_plain(model, batch_size=batch_size, precision=precision, steps=max(1, steps // 2))
+    if json_out:
+        print_json(result)
+        return
+    console.print(f"infer {result['model']}: ours {result['ours_segments_per_second']:,.1f} segments/s "
+                  f"({result['backend']} {result['precision']}) vs plain fp32 eager "
+                  f"{result['plain_fp32_segments_per_second']:,.1f}: [bold]{result['speedup']:.2f}x[/] "
+                  f"(batch {result['batch_size']}, {result['threads']} threads, max score difference "
+                  f"{result['max_score_difference']:.1e})", highlight=False)
 
 
 @app.command("data")
