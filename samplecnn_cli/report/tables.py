@@ -102,7 +102,7 @@ def paper_mismatch(run: RunData, table_names: set[str], rate: int | None = None)
     if run.kind != "train":
         reasons.append(f"a {run.kind} run")
     elif canonical(run) not in table_names or (rate is not None and run.sample_rate != rate):
-        reasons.append(f"{run.model} at {run.sample_rate or '?'} Hz is not a paper configuration of this table")
+        reasons.append(f"{run.model} at {run.sample_rate or '?'} Hz is not one of the paper's configurations")
     if dataset(run).lower() != PAPER_DATASET:
         reasons.append(f"dataset {dataset(run) or 'unknown'}, not MTAT")
     metric, _ = main_metric(run)
