@@ -204,6 +204,8 @@ def test_markdown_with_pngs_beside_it(report):
         assert (out / rel).read_bytes().startswith(PNG_MAGIC)
     sections = {f["section"] for f in data["figures"]}
     assert {"Training curves", "Evaluation", "Filter spectra", "t-SNE"} <= sections
+    # ROC curves come from predictions-test.npz, the name `samplecnn evaluate` writes
+    assert any(f["title"] == "r22k: ROC curves (test)" for f in data["figures"])
 
 
 def test_cli_prints_the_path_last(report, tmp_path):
