@@ -46,8 +46,8 @@ def visualize_run(run_dir: Path, layer_spec: str = "1", filter_spec: str | None 
     for layer in layers:
         chosen = F.parse_filters(filter_spec, F.layer_channels(model, layer))
         layer_method = F.resolve_method(model, layer, method)
-        if progress:
-            progress(f"layer {layer}: {len(chosen)} filters ({_METHOD_WORDS[layer_method]})")
+        if progress and layer_method == "ascent":  # reading the weights is instant
+            progress(f"layer {layer}: {len(chosen)} filters (gradient ascent)")
         result = F.layer_filters(model, layer, chosen, method=layer_method, input_samples=input_samples,
                                  steps=steps, step_size=step_size, seed=seed, sample_rate=sample_rate)
         stem = out_dir / f"layer{layer}"
@@ -66,9 +66,6 @@ def visualize_run(run_dir: Path, layer_spec: str = "1", filter_spec: str | None 
         })
     write_json(out_dir / FILTERS_JSON, summary)
     return summary
-
-
-_METHOD_WORDS = {"weights": "frequency response of the weights", "ascent": "gradient ascent"}
 
 
 def _tmp_npz(out_dir: Path, layer: int) -> Path:
