@@ -159,9 +159,10 @@ def test_many_small_clips_stream_in_bounded_blocks(tmp_path, two_runs):
     assert [i for b in blocks for i in b] == list(range(300))
     out = tmp_path / "many.h5"
     result = CliRunner().invoke(app, ["extract", str(two_runs[0]), "-d", str(store), "-o", str(out),
-                                      "--splits", "test", "-b", "16", "--layers", "-1", "--json"])
+                                      "--splits", "test", "-b", "16", "--layers", "-1", "--json", "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["splits"] == {"test": 300}
+    summary = json.loads(result.stdout)
+    assert summary["splits"] == {"test": 300} and summary["device"] == "cpu"
     ff = FeatureFile(out)
     feats = ff.read("test", ff.blocks)
     assert feats.shape == (300, 1024) and np.isfinite(feats).all()

@@ -107,3 +107,22 @@ def test_windows_with_hop_and_short_files():
     assert w.shape == (4, 40) and w[2, 0] == 40 and w[3, -1] == 99
     short = windows_of(audio[:10], 40, 20)
     assert short.shape == (1, 40) and short[0, 9] == 9 and not short[0, 10:].any()
+
+
+def test_predict_split_reports_progress_and_matches_eager(tmp_path):
+    from samplecnn_cli.data.segments import segments_of
+    from samplecnn_cli.data.store import StoreSplit
+    from samplecnn_cli.evaluation.predict import predict_split
+    from tests.test_features_extract import varied_store
+
+    store = varied_store(tmp_path / "store", splits=("test",), lengths=(300, 40, 1000, 129, 500))
+    split = StoreSplit(store / "test.h5")
+    model = trained_like("sample-3^3", num_outputs=3, sample_rate=8000)
+    seen = []
+    scores, targets = predict_split(model, split, batch_size=4, precision="fp32", task="multiclass",
+                                    progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == len(split) == 5 and len(seen) > 1
+    for i in range(len(split)):
+        with torch.no_grad():
+            ref = torch.softmax(model(torch.from_numpy(segments_of(split.read_float(i), 81))), -1).mean(0)
+        np.testing.assert_allclose(scores[i], ref.numpy(), atol=1e-5)

@@ -166,7 +166,7 @@ def _throughput(fast: FastModel, batch: torch.Tensor, repeats: int) -> float:
 
 
 def measure(model: nn.Module, pairs: list[tuple[str, str]], device: torch.device, *, batch: int = 8,
-            repeats: int = 2) -> dict[tuple[str, str], float]:
+            repeats: int = 3) -> dict[tuple[str, str], float]:
     """Segments/s of each (backend, precision), the candidates interleaved and each one's best kept
     (the machine may be shared: the minimum time is the least disturbed one)."""
     x = torch.randn(batch, model.input_samples, generator=torch.Generator().manual_seed(0)) * 0.1
