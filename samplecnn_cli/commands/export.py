@@ -13,7 +13,7 @@ from samplecnn_cli.cli import console, print_json
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `samplecnn train`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="File to write (.onnx or .pt).")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="onnx (needs samplecnn[onnx]) or torchscript.")] = "onnx",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="onnx (needs samplecnn\\[onnx]) or torchscript.")] = "onnx",
     json_out: Annotated[bool, typer.Option("--json", help="Print the file's metadata as JSON.")] = False,
 ) -> None:
     """Export the model (batch norm folded) for deployment: input audio (batch, input_samples) at the

@@ -31,7 +31,7 @@ def tag(
     precision: Annotated[str, typer.Option("--precision", "-p", help="fp32, bf16 or auto (bf16 only where "
                                            "the CPU has it natively).")] = "auto",
     engine: Annotated[str, typer.Option("--engine", help="torch (fastest backend measured here) or onnx "
-                                        "(needs samplecnn[onnx]).")] = "torch",
+                                        "(needs samplecnn\\[onnx]).")] = "torch",
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON (a list per file, or the summary "
                                            "with --out).")] = False,
 ) -> None:
