@@ -4,7 +4,7 @@
 
 Both sides use the same SampleCNN 3^9 at batch 23 and run alternately (the machine may be shared, so
 each side is measured `--rounds` times and the median is kept). "ours" is samplecnn_cli.bench.bench,
-i.e. the train_step / predict_segments functions `samplecnn train`, `evaluate` and `tag` run, with
+i.e. train_step and the shared inference path (samplecnn_cli.inference) `train`, `evaluate` and `tag` run, with
 precision auto (bf16 autocast where the CPU has native bf16). Prints JSON.
 """
 

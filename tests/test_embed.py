@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from samplecnn_cli import runs
 from samplecnn_cli.audio import decode
-from samplecnn_cli.data.segments import segments_of
 from samplecnn_cli.inference import backend
 from samplecnn_cli.main import app
 from tests.test_features_extract import fake_run

@@ -75,7 +75,7 @@ class FastModel:
             logits, hidden = out.logits, list(out.hidden)
         else:
             logits, *hidden = self.module(x)
-        return logits.float(), [h.float() for h in hidden]
+        return logits.float().cpu(), [h.float().cpu() for h in hidden]
 
 
 def bf16_native(device: torch.device) -> bool:
