@@ -150,3 +150,19 @@ def test_cli_options_and_usage_errors(run, tmp_path):
     assert result.exit_code == 0 and json.loads(result.stdout)["tagged"] == 2
     # piped (not a terminal): no progress bar drawn
     assert "━" not in result.output
+
+
+def test_progress_bar_on_a_terminal(run, tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from samplecnn_cli import cli
+
+    lib = library(tmp_path / "lib", n=3)
+    terminal = io.StringIO()
+    monkeypatch.setattr(cli, "err_console", Console(file=terminal, force_terminal=True, width=100))
+    result = CliRunner().invoke(app, ["tag", str(run), str(lib), "--out", str(tmp_path / "o.csv"), "-j", "0"])
+    assert result.exit_code == 0, result.output
+    drawn = terminal.getvalue()
+    assert "tag" in drawn and "3/3" in drawn and "x realtime" in drawn and "h audio" in drawn
