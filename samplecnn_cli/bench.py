@@ -64,54 +64,67 @@ def bench(mode: str, model_name: str, *, batch_size: int = 23, precision: str = 
         step()
     sync()
     seconds = time.perf_counter() - began
+    flops = forward_flops(model, x[:1]) * batch_size * (3 if mode == "train" else 1)
+    peak = matmul_peak(torch_device)
+    achieved = steps * flops / seconds / 1e9
     return {
         "mode": mode, "model": model.name, "input_samples": model.input_samples, "batch_size": batch_size,
         "precision": precision, "device": str(torch_device), "threads": torch.get_num_threads(), "steps": steps,
         "warmup_seconds": round(warmup_seconds, 3), "seconds": round(seconds, 3),
         "seconds_per_step": round(seconds / steps, 4), "segments_per_second": round(steps * batch_size / seconds, 2),
-        **({"backend": choice.backend} if mode == "infer" else {}),
+        "gflop_per_step": round(flops / 1e9, 3), "achieved_gflops": round(achieved, 1),
+        "matmul_peak_gflops": peak,
+        "fraction_of_peak": round(achieved / peak["bf16" if precision == "bf16" else "fp32"], 3),
     }
 
 
-def bench_infer_vs_plain(model_name: str, *, batch_size: int = 23, precision: str = "auto", rounds: int = 3,
-                         steps: int = 2, num_outputs: int = 50, seed: int = 0) -> dict:
-    """Inference segments/s of the plain fp32 eager model (torch.no_grad, sigmoid) and of ours (the
-    shared inference path) on the same batch, interleaved round by round on the CPU; medians and the
-    ratio, plus the largest difference of the scores."""
-    import statistics
+def forward_flops(model, x) -> float:
+    """Multiply-adds x 2 of the convolutions and dense layers in one forward pass of `x`.
+
+    A training step is counted as 3 forward passes (forward, gradients of inputs and of weights),
+    the usual estimate; batch norm, pooling and activations are not counted (they are memory-bound)."""
+    import torch
+
+    total = [0.0]
+
+    def count(layer, inputs, output):
+        if isinstance(layer, torch.nn.Conv1d):
+            total[0] += 2.0 * output.numel() * layer.in_channels // layer.groups * layer.kernel_size[0]
+        elif isinstance(layer, torch.nn.Linear):
+            total[0] += 2.0 * output.numel() * layer.in_features
+
+    handles = [m.register_forward_hook(count) for m in model.modules()
+               if isinstance(m, (torch.nn.Conv1d, torch.nn.Linear))]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(x.to(next(model.parameters()).device))
+    model.train(was_training)
+    for handle in handles:
+        handle.remove()
+    return total[0]
+
+
+def matmul_peak(device, size: int = 1024, seconds: float = 0.3) -> dict:
+    """This machine's measured matrix-multiply rate (GFLOP/s) in fp32 and bf16: the practical limit
+    a convolutional network's step is compared to."""
+    import time
 
     import torch
 
-    from samplecnn_cli.inference.backend import choose
-    from samplecnn_cli.registry import create_model
-
-    torch.manual_seed(seed)
-    model = create_model(model_name, num_outputs=num_outputs).eval()
-    x = torch.randn(batch_size, model.input_samples) * 0.1
-    fast, choice = choose(model, precision=precision, device="cpu", batch_size=batch_size)
-
-    def plain():
-        with torch.no_grad():
-            return torch.sigmoid(model(x))
-
-    def ours():
-        return torch.sigmoid(fast(x)[0])
-
-    diff = float((plain() - ours()).abs().max())
-    speeds: dict[str, list[float]] = {"plain": [], "ours": []}
-    for _ in range(rounds):
-        for name, fn in (("plain", plain), ("ours", ours)):
-            began = time.perf_counter()
-            for _ in range(steps):
-                fn()
-            speeds[name].append(steps * batch_size / (time.perf_counter() - began))
-    plain_median, ours_median = statistics.median(speeds["plain"]), statistics.median(speeds["ours"])
-    return {"model": model.name, "batch_size": batch_size, "threads": torch.get_num_threads(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "backend": choice.backend,
-            "precision": choice.precision, "measured": choice.measured,
-            "plain_fp32_segments_per_second": round(plain_median, 2), "ours_segments_per_second": round(ours_median, 2),
-            "speedup": round(ours_median / plain_median, 2), "max_score_difference": diff,
-            "plain_all": [round(v, 2) for v in speeds["plain"]], "ours_all": [round(v, 2) for v in speeds["ours"]]}
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a = torch.randn(size, size, device=device, dtype=dtype)
+        b = torch.randn(size, size, device=device, dtype=dtype)
+        torch.mm(a, b)
+        runs, began = 0, time.perf_counter()
+        while time.perf_counter() - began < seconds:
+            torch.mm(a, b)
+            runs += 1
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        out[name] = round(2.0 * size ** 3 * runs / (time.perf_counter() - began) / 1e9, 1)
+    return out
 
 
 def bench_data(store_dir, *, workers: tuple[int, ...] = (0, 1, 2), batch_size: int = 23, input_samples: int = 59049,

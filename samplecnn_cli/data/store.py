@@ -272,11 +272,13 @@ class StoreSplit:
         if audio.chunks is None:
             offset = audio.id.get_offset()
             return None if offset is None else (max(audio.shape[0], 1), np.array([offset], np.int64))
-        step, count = audio.chunks[0], audio.id.get_num_chunks()
+        step = audio.chunks[0]
         offsets = np.full(-(-audio.shape[0] // step), -1, np.int64)
-        for i in range(count):
-            info = audio.id.get_chunk_info(i)
+
+        def note(info):  # one pass over the chunk index (get_chunk_info(i) walks it again for every i)
             offsets[info.chunk_offset[0] // step] = info.byte_offset
+
+        audio.id.chunk_iter(note)
         return None if (offsets < 0).any() else (step, offsets)
 
 
