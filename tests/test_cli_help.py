@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from samplecnn_cli.main import app
 
 runner = CliRunner()
-WIDTH = {"COLUMNS": "80", "TERMINAL_WIDTH": "80"}
+WIDTH = {"COLUMNS": "80"}  # not TERMINAL_WIDTH: typer reads that once, at import, for the whole session
 
 
 def _command_paths(command=None, prefix=()):
