@@ -65,15 +65,20 @@ def test_evaluate_run_writes_metrics_and_predictions(tmp_path):
     assert (run / "metrics-valid.json").is_file() and valid["split"] == "valid"
 
 
-def test_evaluate_reports_progress_up_to_every_clip(tmp_path):
-    run = train_tiny_run(tmp_path, task="multiclass", epochs=1)
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    return train_tiny_run(tmp_path_factory.mktemp("tiny"), task="multiclass", epochs=1)
+
+
+def test_evaluate_reports_progress_up_to_every_clip(tiny_run):
+    run = tiny_run
     calls = []
     evaluate_run(run, "test", device="cpu", batch_size=1, progress=lambda done, total: calls.append((done, total)))
     assert calls and calls[-1] == (4, 4)  # 4 test clips
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
 
 
-def test_evaluate_command_shows_a_bar_on_a_terminal_and_stays_quiet_when_piped(tmp_path, monkeypatch):
+def test_evaluate_command_shows_a_bar_on_a_terminal_and_stays_quiet_when_piped(tiny_run, monkeypatch):
     import io
 
     from rich.console import Console
@@ -82,16 +87,16 @@ def test_evaluate_command_shows_a_bar_on_a_terminal_and_stays_quiet_when_piped(t
     from samplecnn_cli import cli
     from samplecnn_cli.main import app
 
-    run = train_tiny_run(tmp_path, task="multiclass", epochs=1)
+    run = tiny_run
     piped = CliRunner().invoke(app, ["evaluate", str(run), "--device", "cpu"])
     assert piped.exit_code == 0, piped.output
     assert "evaluate test" not in piped.output and "accuracy" in piped.stdout
 
-    terminal = io.StringIO()
+    terminal = io.StringIO()  # the same command with stderr on a terminal
     monkeypatch.setattr(cli, "err_console", Console(file=terminal, force_terminal=True, width=80))
-    with cli.progress_bar("evaluate test", total=None) as update:
-        update(2, 4)
-    assert "evaluate test" in terminal.getvalue() and "2/4" in terminal.getvalue()
+    shown = CliRunner().invoke(app, ["evaluate", str(run), "--device", "cpu", "--batch-size", "1"])
+    assert shown.exit_code == 0, shown.output
+    assert "evaluate test" in terminal.getvalue() and "4/4" in terminal.getvalue()
 
 
 def test_evaluate_zero_batch_size_is_a_one_line_usage_error(tmp_path):
