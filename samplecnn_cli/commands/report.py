@@ -19,7 +19,11 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="Print report.json's content instead of the path.")] = False,
 ) -> None:
     """Build a self-contained HTML report (figures embedded, opens offline) plus report.md and report.json:
-    run table, the paper's Tables 2/4/5/6 beside your runs, curves, ROC / confusion, filters, t-SNE."""
+    run table, the paper's Tables 2/4/5/6, curves, ROC / confusion, filters, t-SNE.
+
+    A run sits beside the paper's numbers only when it is the paper's configuration, trained on MTAT and
+    evaluated by ROC-AUC; other runs go to a table of their own with the reason. Runs still running or
+    failed are skipped."""
     from samplecnn_cli.report.build import build_report
 
     data = build_report(inputs, out, title=title)
