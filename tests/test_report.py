@@ -255,3 +255,32 @@ def test_end_to_end_from_a_trained_run(tmp_path):
     assert row[2] == "sample-3^5" and row[4] == 8000 and row[5] > 0 and row[7] == 1
     assert {"Training curves", "Evaluation", "Filter spectra"} <= {f["section"] for f in data["figures"]}
     assert data["runs"][0]["env"]["git_commit"] or data["runs"][0]["env"].get("torch")
+
+
+def test_paper_tables_never_hold_a_non_comparable_run():
+    """Every combination of model, rate, dataset and metric: a run's value appears in Table 2 or 5 only
+    for the paper's configuration (at its rate) on MTAT by ROC-AUC, and otherwise in the other-runs table."""
+    import itertools
+
+    from samplecnn_cli.report.collect import Collected, RunData
+    from samplecnn_cli.report.tables import build_tables
+
+    combos = list(itertools.product(["sample-3^9", "sample-8k", "sample-3^6", "frame-mel-729"], [8000, 22050],
+                                    ["mtat", "fsdd"], ["multilabel", "multiclass"]))
+    collected = Collected()
+    for k, (model, rate, dataset, task) in enumerate(combos):
+        metrics = {"task": task, "roc_auc": 0.5 + k / 1000} if task == "multilabel" else \
+            {"task": task, "accuracy": 0.5 + k / 1000}
+        collected.runs.append(RunData(path=Path(f"r{k}"), name=f"r{k}", config_text="", metrics=metrics,
+                                      config={"kind": "train", "model": model, "dataset": dataset,
+                                              "sample_rate": rate, "task": task},
+                                      summary={"params": 1, "epochs": 1}))
+    tables = {t["id"]: t for t in build_tables(collected)}
+    comparable = {f"{0.5 + k / 1000:.4f}" for k, (model, rate, dataset, task) in enumerate(combos)
+                  if dataset == "mtat" and task == "multilabel"
+                  and (model, rate) in {("sample-3^9", 22050), ("sample-8k", 8000), ("frame-mel-729", 22050)}}
+    in_paper = {f"{v:.4f}" if isinstance(v, float) else v for row in tables["table5"]["rows"] for v in [row[4]] if v}
+    in_paper |= {v for row in tables["table2"]["rows"] if row[6] for v in row[6].split("; ")}
+    assert in_paper == comparable
+    others = {row[0] for row in tables["other-runs"]["rows"]}
+    assert len(others) + len(comparable) == len(combos)

@@ -95,13 +95,24 @@ def dataset(run: RunData) -> str:
     return str(run.config.get("dataset") or "")
 
 
-def paper_mismatch(run: RunData, table_names: set[str], rate: int | None = None) -> list[str]:
-    """Why `run` cannot sit beside the paper's numbers in a table of `table_names` (at `rate` when the
-    table is per sample rate): another configuration, dataset or metric. Empty when it can."""
+def table2_config(run: RunData) -> bool:
+    """The run's model and rate are one of Table 2's configurations (all at 22,050 Hz)."""
+    return canonical(run) in _table2_names() and run.sample_rate == REFERENCE_RATE
+
+
+def table5_config(run: RunData) -> bool:
+    """The run's model is the paper's configuration for the run's sample rate (Tables 3 and 5)."""
+    entry = _table5_entries().get(run.sample_rate or 0)
+    return entry is not None and canonical(run) == entry.name
+
+
+def paper_mismatch(run: RunData) -> list[str]:
+    """Why `run` cannot sit beside the paper's numbers: another configuration (model at that rate),
+    dataset or metric. Empty when it can."""
     reasons = []
     if run.kind != "train":
         reasons.append(f"a {run.kind} run")
-    elif canonical(run) not in table_names or (rate is not None and run.sample_rate != rate):
+    elif not (table2_config(run) or table5_config(run)):
         reasons.append(f"{run.model} at {run.sample_rate or '?'} Hz is not one of the paper's configurations")
     if dataset(run).lower() != PAPER_DATASET:
         reasons.append(f"dataset {dataset(run) or 'unknown'}, not MTAT")
@@ -154,7 +165,7 @@ def table2(runs: list[RunData]) -> dict | None:
     ours: dict[str, list[float]] = {}
     for run in runs:
         _, value = main_metric(run)
-        if value is not None and not paper_mismatch(run, names):
+        if value is not None and table2_config(run) and not paper_mismatch(run):
             ours.setdefault(canonical(run), []).append(value)
     if not ours:
         return None
@@ -208,8 +219,7 @@ def _table5_entries() -> dict[int, object]:
 
 
 def table5_comparable(run: RunData) -> bool:
-    entry = _table5_entries().get(run.sample_rate or 0)
-    return entry is not None and not paper_mismatch(run, {entry.name}, rate=run.sample_rate)
+    return table5_config(run) and not paper_mismatch(run)
 
 
 def table5(runs: list[RunData]) -> dict | None:
@@ -240,15 +250,14 @@ def table5(runs: list[RunData]) -> dict | None:
 def other_runs_table(runs: list[RunData]) -> dict | None:
     """Training runs that fit none of the paper's tables (another configuration, dataset or metric), with
     the reason and their own time ratios (per dataset), so nothing is read as comparable to the paper."""
-    names = _table2_names()
-    others = [r for r in runs if r.kind == "train" and paper_mismatch(r, names) and not table5_comparable(r)]
+    others = [r for r in runs if r.kind == "train" and paper_mismatch(r)]
     if not others:
         return None
     speed, ratio, references = _time_ratios(others)
     rows = []
     for run in others:
         name, value = main_metric(run)
-        why = paper_mismatch(run, names)
+        why = paper_mismatch(run)
         rows.append([run.name, run.model, dataset(run), run.sample_rate, _r(speed[id(run)], 2),
                      _r(ratio[id(run)], 2), f"{value:.4f} ({name})" if value is not None else "not evaluated",
                      "; ".join(why)])
