@@ -61,9 +61,12 @@ def _draw_spectra(ax, result: LayerFilters, title: str):
 
 def layer1_note(result: LayerFilters) -> str:
     """The caption that keeps a layer-1 figure from looking broken (see viz/filters.py)."""
-    if result.layer != 1 or not result.stride:
+    if not result.stride:
         return ""
     line = f"sr/{result.stride} = {result.sample_rate / result.stride:,.0f} Hz"
+    if result.layer != 1:  # the ascent's input passes layer 1's strided conv: its images show through
+        return (f"A line at {line} (and energy mirrored around it) comes from layer 1's stride of "
+                f"{result.stride}, not from this layer's filters.")
     if result.method == "weights":
         return (f"Layer 1 is linear up to its ReLU (stride {result.stride}): gradient ascent would only give energy "
                 f"at 0 and multiples of {line},\nso each filter's frequency response is computed from its weights.")

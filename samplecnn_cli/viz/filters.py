@@ -56,7 +56,7 @@ class LayerFilters:
     peak_hz: np.ndarray  # (F,)
     order: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))  # positions into `filters`
     method: str = "ascent"  # "ascent" (waveforms are optimised inputs) or "weights" (waveforms are the taps)
-    stride: int = 0  # layer 1's stride (what limits gradient ascent there); 0 for deeper layers
+    stride: int = 0  # layer 1's stride (what limits gradient ascent there); 0 for mel front ends
 
     def sorted_rows(self) -> list[dict]:
         """One dict per filter, in the sorted (peak frequency) order."""
@@ -251,7 +251,7 @@ def gradient_ascent(model, layer: int, filters: list[int] | None = None, *, inpu
         out.append(x)
     waveforms = torch.cat(out).numpy().astype(np.float64)
     result = _with_spectra(layer, sr, filters, waveforms)
-    if layer == 1:
+    if has_learned_front(model):  # the stride that shapes every layer's ascent spectra (see figures)
         result.stride = front_stride(model)
     return result
 
