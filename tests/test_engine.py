@@ -151,10 +151,21 @@ def test_resume_works_when_best_pt_is_damaged_and_repairs_it(tmp_path):
     run = train_tiny_run(tmp_path, epochs=1)
     best = run / "checkpoints" / "best.pt"
     best.write_bytes(best.read_bytes()[:100])  # truncated
-    train(TINY_MODEL, data=tmp_path / "store", out=run, epochs=2, precision="fp32", device="cpu", resume=True)
-    assert json.loads((run / "summary.json").read_text())["epochs"] == 2
-    assert runs.load_checkpoint(best)["state_dict"]  # whole again
+    train(TINY_MODEL, data=tmp_path / "store", out=run, epochs=1, precision="fp32", device="cpu", resume=True)
+    assert runs.run_status(run) == runs.DONE
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 1
+    assert runs.load_checkpoint(best)["state_dict"]  # whole again, from last.pt's copy of the best weights
     assert runs.load_checkpoint(run / "checkpoints" / "last.pt")["optimizer"]["param_groups"][0]["momentum"] == 0.9
+
+
+def test_fit_goes_on_past_an_epoch_cap_that_a_resume_raises():
+    state = _state()
+    fit(state, _ScriptedRunner([3.0, 2.0, 1.0, 0.5, 0.4]), [], max_epochs=2)
+    assert (state.epoch, state.stop_reason) == (2, "epoch cap (2)")
+    fit(state, _ScriptedRunner([3.0, 2.0, 1.0, 0.5, 0.4]), [], max_epochs=2)
+    assert state.epoch == 2  # the same cap: nothing more to do
+    fit(state, _ScriptedRunner([3.0, 2.0, 1.0, 0.5, 0.4]), [], max_epochs=4)
+    assert (state.epoch, state.stop_reason, state.schedule.best_epoch) == (4, "epoch cap (4)", 4)
 
 
 def test_engine_functions_are_short_with_few_parameters():
