@@ -77,6 +77,17 @@ class Result:
     report_path: Path | None = None
 
 
+def check_settings(settings: Settings) -> None:
+    """Every option checked before anything is read or written (UsageError, exit 2)."""
+    if settings.workers < 0:
+        raise UsageError(f"--workers must be 0 (all cores) or more, not {settings.workers}")
+    if settings.chunk_size < 0:
+        raise UsageError(f"--chunk-size must be 0 (automatic) or more, not {settings.chunk_size}")
+    seconds = settings.clip_seconds
+    if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
+        raise UsageError(f"--clip-seconds must be a positive number of seconds (0 keeps whole clips), not {seconds}")
+
+
 def parse_shard(text: str | None) -> tuple[int, int]:
     if not text:
         return (1, 1)
@@ -207,6 +218,7 @@ def run(manifest: Manifest, out: Path, settings: Settings,
 
     started = time.perf_counter()
     out = Path(out)
+    check_settings(settings)
     try:
         sample_rate = check_rate(settings.sample_rate)
     except ValueError as exc:

@@ -41,6 +41,7 @@ def preprocess(
                          hint=f"name one of: {', '.join(names)}")
     settings = engine.Settings(sample_rate=sr, clip_seconds=clip_seconds, workers=workers,
                                shard=engine.parse_shard(shard), strict=strict, force=force, chunk_size=chunk_size)
+    engine.check_settings(settings)
     options = {"split_dir": split_dir, "labels": labels, "paths_csv": paths_csv, "seed": seed}
     plans = [engine.resolve(name, root, out, sr, options, ws) for name in names]  # all checked before any work
     summaries = []
