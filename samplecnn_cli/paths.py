@@ -8,13 +8,15 @@ cleans) and anything else that deletes go through these functions.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 
 def real(path: str | Path) -> Path:
-    """`path` made absolute with every symlink and `..` resolved (the path need not exist)."""
-    return Path(path).expanduser().resolve()
+    """`path` made absolute with every symlink and `..` resolved (the path need not exist; a symlink
+    loop stays as it is instead of raising, and then fails where it is used)."""
+    return Path(os.path.realpath(Path(path).expanduser()))
 
 
 def is_inside(path: str | Path, root: str | Path, *, allow_root: bool = True) -> bool:

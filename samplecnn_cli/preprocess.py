@@ -245,7 +245,11 @@ def run(manifest: Manifest, out: Path, settings: Settings,
         return result
 
     parts_dir = out / PARTS_DIR / fingerprint
-    parts_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        parts_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot write the store into {out}: {exc.strerror or exc}",
+                        hint="pass --out with a folder (new, or one written by `samplecnn preprocess`)") from None
     for stale in (out / PARTS_DIR).iterdir():  # parts of an older, different run of this folder
         if stale.is_dir() and stale.name != fingerprint and shard_n == 1:
             shutil.rmtree(stale, ignore_errors=True)

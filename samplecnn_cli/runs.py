@@ -63,11 +63,15 @@ def read_config(run_dir: Path) -> dict:
         raise RunError(f"{run_dir} is not a run directory (no config.toml)",
                        hint="pass a folder written by `samplecnn train` or `samplecnn transfer`")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise RunError(f"{path} is unreadable or damaged: {_one_line(reason)}",
                        hint="restore config.toml, or train the run again") from None
+    if not isinstance(config.get("kind"), str):  # empty, cut before its `kind` line, or not a run's
+        raise RunError(f"{path} is unreadable or damaged: no 'kind'",
+                       hint="restore config.toml, or train the run again")
+    return config
 
 
 def _one_line(text: str) -> str:

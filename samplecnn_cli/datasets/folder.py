@@ -62,7 +62,7 @@ class Folder(DatasetAdapter):
             raise DataError(f"cannot read {path}: {exc}") from None
         if not rows:
             raise DataError(f"{path} has no rows")
-        columns = set(rows[0])
+        columns = {c for c in rows[0] if isinstance(c, str)}  # DictReader keys extra fields None
         if "path" not in columns or not ({"label", "tags"} & columns):
             raise DataError(f"{path} needs a `path` column and a `label` or `tags` column (has: {', '.join(sorted(columns))})")
         multilabel = "tags" in columns and "label" not in columns

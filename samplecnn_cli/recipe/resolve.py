@@ -101,9 +101,11 @@ def parse_set(items: list[str]) -> dict[str, object]:
 
 def resolve_recipe(recipe: Recipe, *, workdir: Path, overrides: dict | None = None, smoke: bool = False,
                    data_root: Path | None = None, workspace_datasets: dict | None = None) -> ResolvedRecipe:
-    workdir = Path(workdir).expanduser().resolve()
+    from samplecnn_cli.paths import real
+
+    workdir = real(workdir)
     overrides = dict(overrides or {})
-    root = Path(data_root).expanduser().resolve() if data_root else None
+    root = real(data_root) if data_root else None
     values: dict = {"workdir": str(workdir), "data_root": str(root or Path.cwd()), "recipe": recipe.name,
                     "smoke": smoke}
     values.update(recipe.vars)

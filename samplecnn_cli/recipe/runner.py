@@ -161,7 +161,11 @@ def run_recipe(resolved: ResolvedRecipe, *, runner: Runner = run_in_process,
     resolved.check_datasets()
     check_clean_paths(resolved)
     workdir = resolved.workdir
-    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"cannot use {workdir} as the work folder: {exc.strerror or exc}",
+                       hint="pass --workdir with a folder (new or existing)") from None
     guard = FileLock(str(workdir / ".recipe.run.lock"))
     try:
         guard.acquire(timeout=0)

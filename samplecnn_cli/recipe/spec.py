@@ -53,7 +53,9 @@ def bundled_recipes() -> list[Recipe]:
 def find_recipe(name_or_path: str | Path) -> Path:
     """A recipe file: an existing path, or the name of a bundled recipe (with or without .toml)."""
     path = Path(name_or_path).expanduser()
-    if path.is_file():
+    if path.is_file() or path.is_dir() and len(path.parts) > 1:
+        if path.is_dir():
+            raise UsageError(f"{path} is a folder, not a recipe file")
         return path
     bundled = recipes_dir() / (path.name if path.suffix == ".toml" else f"{path.name}.toml")
     if bundled.is_file() and len(path.parts) == 1:
@@ -67,9 +69,11 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     path = find_recipe(name_or_path)
     where = f"recipe {path.name}"
     try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{where} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {where}: {exc.strerror or exc}") from None
     unknown = set(raw) - TOP_KEYS
     if unknown:
         raise UsageError(f"{where}: unknown top-level key(s) {', '.join(sorted(unknown))}",
