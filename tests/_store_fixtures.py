@@ -51,10 +51,11 @@ TINY_MODEL = "sample-3^3"  # 81-sample input: a few milliseconds per step
 
 
 def train_tiny_run(directory, *, task: str = "multiclass", epochs: int = 2, seed: int = 0, **options) -> Path:
-    """A trained run of TINY_MODEL on make_store data (fp32, CPU), in `directory`/run."""
+    """A trained run of TINY_MODEL on make_store data (fp32, CPU, the paper's recipe unless `recipe` is
+    given), in `directory`/run."""
     from samplecnn_cli.training.trainer import train
 
     directory = Path(directory)
     store = make_store(directory / "store", task=task, seconds=0.1, seed=seed)
-    options = {"precision": "fp32", "device": "cpu", "seed": seed, **options}
+    options = {"precision": "fp32", "device": "cpu", "seed": seed, "recipe": "paper", **options}
     return train(model=TINY_MODEL, data=store, out=directory / "run", epochs=epochs, **options)

@@ -21,46 +21,72 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, Dataset, DistributedSampler, Sampler, SequentialSampler
 
-from samplecnn_cli.data.segments import AudioMap, read_segment, segment_index
+from samplecnn_cli.data.segments import AudioMap, segment_index
 from samplecnn_cli.data.store import StoreSplit
 from samplecnn_cli.errors import DataError
 
 MIN_TRAIN_BATCH = 2  # batch norm in training mode needs more than one value per channel
 
 
+SAMPLINGS = ("grid", "random")
+
+
 class SegmentDataset(Dataset):
     """Item i = (segment float32 (T,), labels bool as float32 (L,), clip index).
 
     Loaders fetch whole batches (`read_batch`): segments are read from the store file (AudioMap)
-    straight into one batch tensor."""
+    straight into one batch tensor.
 
-    def __init__(self, split: StoreSplit, input_samples: int):
+    `sampling` says where the segments of an epoch lie. "grid" (the paper): every non-overlapping
+    segment, the same every epoch; a short clip sits at the start of its zero-padded segment.
+    "random": as many segments per clip, each at a random offset drawn from (seed, epoch, item) - a
+    fresh view of every long clip each epoch, the same in a resumed run and under DDP. A short clip
+    stays at the start of its segment, where song-level prediction puts it (placing it at random
+    slowed learning in our measurements: docs/training.md)."""
+
+    def __init__(self, split: StoreSplit, input_samples: int, sampling: str = "grid", seed: int = 0):
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"unknown sampling {sampling!r}")
         self.split = split
         self.input_samples = int(input_samples)
         self.index = segment_index(split, self.input_samples)
         self.labels = torch.from_numpy(split.labels.astype(np.float32))
         self.audio = AudioMap(split)
+        self.sampling, self.seed, self.epoch = sampling, int(seed), 0
+        self.lengths = np.asarray(split.clip_lengths, np.int64)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __getitem__(self, i: int):
-        clip, start = (int(v) for v in self.index[i])
-        segment = read_segment(self.split, clip, start, self.input_samples)
-        return torch.from_numpy(segment), self.labels[clip], clip
+        segments, labels, clips = self.read_batch([i])
+        return segments[0], labels[0], int(clips[0])
 
     def __getitems__(self, indices: list[int]):
         """A batch: (segments (B, T), labels (B, L), clip indices (B,))."""
         return self.read_batch(indices)
 
     def read_batch(self, indices: list[int], pin: bool = False):
-        rows = self.index[np.asarray(indices, np.int64)]
+        indices = np.asarray(indices, np.int64)
+        rows = self.index[indices]
         batch = _batch_tensor(len(rows), self.input_samples, pin)
         out = batch.numpy()
-        for row, (clip, start) in enumerate(rows):
+        for row, (i, (clip, start)) in enumerate(zip(indices, rows, strict=True)):
+            if self.sampling == "random":
+                start = self._random_start(int(i), int(clip))
             self.audio.read_into(out[row], int(clip), int(start))
         clips = torch.from_numpy(rows[:, 0].copy())
         return batch, self.labels[clips], clips
+
+    def _random_start(self, item: int, clip: int) -> int:
+        """Where item `item`'s segment starts in its clip this epoch."""
+        spare = int(self.lengths[clip]) - self.input_samples
+        if spare <= 0:
+            return 0
+        return int(np.random.default_rng((self.seed, self.epoch, item)).integers(0, spare + 1))
 
 
 def _batch_tensor(rows: int, samples: int, pin: bool = False) -> torch.Tensor:
@@ -150,8 +176,10 @@ def segment_loader(dataset: SegmentDataset, *, batch_size: int, shuffle: bool, s
 
 
 def set_epoch(loader: SegmentLoader, epoch: int) -> None:
-    """Reshuffle a training loader for `epoch` (the order depends on (seed, epoch) only)."""
+    """Reshuffle a training loader for `epoch` (the order and, with random sampling, the segments'
+    offsets depend on (seed, epoch) only)."""
     loader.batch_sampler.set_epoch(epoch)
+    loader.dataset.set_epoch(epoch)
 
 
 def epoch_segments(loader: SegmentLoader) -> int:

@@ -13,6 +13,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from samplecnn_cli.errors import UsageError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+SCHEDULES = ("plateau", "step", "cosine")
+SAMPLINGS = ("grid", "random")
+OPTIMIZERS = ("sgd", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
 # chosen on the machine that runs the job, so a resumed run takes them from the command line
 MACHINE_FIELDS = ("device", "workers")
@@ -29,6 +32,14 @@ class TrainConfig:
     lr_factor: float = 0.2  # lr divided by 5 ...
     patience: int = 3  # ... when validation loss has not improved for 3 epochs
     lr_decreases: int = 4  # 4 decreases in total; a plateau at the last lr stops training
+    # The fields below default to the paper's recipe, so runs written before they existed keep their meaning;
+    # `samplecnn train` fills them from a named recipe (RECIPES) unless given one by one.
+    recipe: str = "paper"  # the named recipe the options below started from (RECIPES)
+    schedule: str = "plateau"  # plateau (the paper's) | step (x lr_factor at lr_steps) | cosine
+    lr_steps: list = field(default_factory=list)  # step: the epochs after which lr is multiplied by lr_factor
+    warmup_epochs: int = 0  # step/cosine: epochs of linear lr warm-up
+    optimizer: str = "sgd"  # sgd (Nesterov, `momentum`) | adamw
+    sampling: str = "grid"  # grid: the paper's fixed non-overlapping segments | random offsets every epoch
     precision: str = "auto"  # auto = bf16 where the hardware has fast bf16, else fp32
     device: str = "auto"
     workers: int | None = None  # segment reader threads; None = 0 on CPU (read in the loop), 8 on CUDA
@@ -52,6 +63,14 @@ class TrainConfig:
             raise UsageError("lr factor must be in (0, 1), patience at least 1, momentum and decreases >= 0")
         if self.precision not in PRECISIONS:
             raise UsageError(f"unknown precision '{self.precision}'", hint="use fp32, bf16 or fp16 (or auto)")
+        for name, value, allowed in (("schedule", self.schedule, SCHEDULES), ("sampling", self.sampling, SAMPLINGS),
+                                     ("optimizer", self.optimizer, OPTIMIZERS)):
+            if value not in allowed:
+                raise UsageError(f"unknown {name} '{value}'", hint=f"use one of: {', '.join(allowed)}")
+        if self.schedule != "plateau" and self.epochs is None:
+            raise UsageError(f"the {self.schedule} schedule needs --epochs (it sets the lr by epoch)")
+        if self.warmup_epochs < 0 or any(int(s) < 1 for s in self.lr_steps):
+            raise UsageError("--warmup-epochs must be >= 0 and --lr-steps epochs >= 1")
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise UsageError(f"unknown device '{self.device}'", hint="use auto, cpu or cuda")
         return self
@@ -68,3 +87,37 @@ class TrainConfig:
             values["epochs"] = given.epochs
         values["model_overrides"] = {**saved.get("model_overrides", {}), **given.model_overrides}
         return replace(cls(model=saved["model"]), **values)
+
+
+# Named recipes: the option values `samplecnn train --recipe NAME` starts from (options given one by
+# one win). "paper": Section 5.2 exactly, right for MTAT-sized data (15k clips, 1.5k validation clips).
+# "default": chosen by measurement on small real datasets (docs/training.md, issue 10's note).
+RECIPES: dict[str, dict] = {
+    "paper": {"schedule": "plateau", "sampling": "grid", "optimizer": "sgd", "lr": 0.01, "epochs": None,
+              "lr_steps": [], "warmup_epochs": 0},
+    "default": {"schedule": "cosine", "sampling": "random", "optimizer": "sgd", "lr": 0.01, "epochs": 30,
+                "lr_steps": [], "warmup_epochs": 1},
+}
+
+
+def recipe_options(name: str, given: dict) -> dict:
+    """The recipe's values, overridden by the options that were given (not None)."""
+    if name not in RECIPES:
+        raise UsageError(f"unknown recipe '{name}'", hint=f"use one of: {', '.join(RECIPES)}")
+    return {**RECIPES[name], **{k: v for k, v in given.items() if v is not None}}
+
+
+def describe(cfg: TrainConfig) -> str:
+    """One line saying what the run's recipe does (config.toml's "recipe_description")."""
+    opt = (f"SGD Nesterov momentum {cfg.momentum:g}" if cfg.optimizer == "sgd"
+           else f"AdamW weight decay {cfg.weight_decay:g}")
+    if cfg.schedule == "plateau":
+        lr = (f"lr {cfg.lr:g} / {1 / cfg.lr_factor:g} after {cfg.patience} epochs without validation improvement, "
+              f"best weights reloaded; a plateau after {cfg.lr_decreases} decreases stops")
+    elif cfg.schedule == "step":
+        lr = f"lr {cfg.lr:g} x {cfg.lr_factor:g} after epochs {list(cfg.lr_steps)}, {cfg.epochs} epochs"
+    else:
+        lr = f"lr {cfg.lr:g} cosine to 1% over {cfg.epochs} epochs"
+    warm = f", {cfg.warmup_epochs} warm-up epoch(s)" if cfg.warmup_epochs else ""
+    segments = "fixed non-overlapping segments" if cfg.sampling == "grid" else "segments at random offsets each epoch"
+    return f"{opt}; {lr}{warm}; {segments}"

@@ -12,6 +12,7 @@ valid_loss)` -> CONTINUE | DECREASE (reload the best weights, fresh optimizer at
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 CONTINUE, DECREASE, STOP = "continue", "decrease", "stop"
@@ -84,3 +85,59 @@ class EarlyStopping:
     def load_state_dict(self, state: dict) -> None:
         for key, value in state.items():
             setattr(self, key, value)
+
+
+@dataclass
+class FixedSchedule:
+    """An lr that depends on the epoch alone - no reloading, no early stop; training runs `epochs` epochs.
+
+    kind "step": `lr` times `factor` from each epoch listed in `steps` on (e.g. steps (10,): epochs 1-10
+    at lr, 11- at lr * factor). kind "cosine": from `lr` down to `lr * final` along half a cosine over the
+    epochs after warmup. Both start with `warmup` epochs rising linearly to `lr`. Epoch-wise lr is what
+    the engine sets; best_loss/best_epoch still track the lowest validation loss (best.pt)."""
+
+    kind: str = "cosine"
+    base_lr: float = 0.01
+    epochs: int = 15
+    factor: float = 0.2
+    steps: tuple = ()
+    warmup: int = 0
+    final: float = 0.01
+    best_loss: float = float("inf")
+    best_epoch: int = 0
+    epochs_done: int = 0
+
+    @property
+    def lr(self) -> float:
+        """The lr of the next epoch."""
+        return self.lr_at(self.epochs_done + 1)
+
+    def lr_at(self, epoch: int) -> float:
+        if epoch <= self.warmup:
+            return self.base_lr * epoch / (self.warmup + 1)
+        if self.kind == "step":
+            return self.base_lr * self.factor ** sum(epoch > s for s in self.steps)
+        span = max(1, self.epochs - self.warmup - 1)
+        progress = min(1.0, (epoch - self.warmup - 1) / span)
+        low = self.base_lr * self.final
+        return low + (self.base_lr - low) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    @property
+    def decreases_done(self) -> int:
+        return sum(self.epochs_done >= s for s in self.steps) if self.kind == "step" else 0
+
+    def step(self, epoch: int, valid_loss: float) -> str:
+        if valid_loss < self.best_loss:
+            self.best_loss, self.best_epoch = float(valid_loss), epoch
+        self.epochs_done = epoch
+        return STOP if epoch >= self.epochs else CONTINUE
+
+    def stop_text(self) -> str:
+        return f"{self.kind} schedule finished ({self.epochs} epochs)"
+
+    def state_dict(self) -> dict:
+        return {**asdict(self), "steps": list(self.steps)}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, tuple(value) if key == "steps" else value)

@@ -30,7 +30,7 @@ from samplecnn_cli.data.loader import SegmentDataset, epoch_segments, segment_lo
 from samplecnn_cli.data.store import Store
 from samplecnn_cli.errors import DataError, RunError, UsageError
 from samplecnn_cli.training import distributed as dist_util
-from samplecnn_cli.training.config import TrainConfig
+from samplecnn_cli.training.config import TrainConfig, describe, recipe_options
 from samplecnn_cli.training.device import Precision, configure_threads, resolve_device
 from samplecnn_cli.training.engine import (
     CheckpointHook,
@@ -43,25 +43,24 @@ from samplecnn_cli.training.engine import (
     summary,
 )
 from samplecnn_cli.training.progress import EpochProgress
-from samplecnn_cli.training.schedule import PaperSchedule
+from samplecnn_cli.training.schedule import FixedSchedule, PaperSchedule
 from samplecnn_cli.training.state import TrainState
 from samplecnn_cli.training.steps import ValidationSet, task_loss, train_step, validate
-
-RECIPE = ("SGD Nesterov momentum 0.9; lr / 5 after 3 epochs without validation improvement, "
-          "best weights reloaded; a plateau after 4 decreases stops")
 
 
 def train(model: str, *, data: str | Path | None = None, dataset: str | None = None, out: str | Path | None = None,
           resume: bool = False, console: Console | None = None, **options) -> Path:
     """Train `model` on a store (`data`, or `dataset` looked up in the workspace); return the run dir.
 
-    `options`: TrainConfig's fields (epochs, batch_size, lr, precision, device, workers, seed, ...);
-    any other keyword overrides a model argument (e.g. dropout; None = the model's default). Every
-    option is checked before any folder is created."""
+    `options`: `recipe` ("default" or "paper", see training/config.py RECIPES) and TrainConfig's fields
+    (epochs, batch_size, lr, schedule, sampling, precision, device, workers, seed, ...; None = the
+    recipe's value); any other keyword overrides a model argument (e.g. dropout; None = the model's
+    default). Every option is checked before any folder is created."""
     fields = TrainConfig.__dataclass_fields__
     overrides = {k: v for k, v in options.items() if k not in fields and v is not None}
-    known = {k: v for k, v in options.items() if k in fields and k != "model_overrides"}
-    cfg = TrainConfig(model=model, **known, model_overrides=overrides).validate()
+    recipe = options.pop("recipe", None) or "default"
+    known = recipe_options(recipe, {k: v for k, v in options.items() if k in fields and k != "model_overrides"})
+    cfg = TrainConfig(model=model, recipe=recipe, **known, model_overrides=overrides).validate()
     job = Job(data=data, dataset=dataset, out=Path(out) if out is not None else None, resume=resume,
               console=console or Console(stderr=True))
     info = dist_util.from_environment()
@@ -218,13 +217,14 @@ def _build(cfg: TrainConfig, data, dataset) -> Setup:
     torch.manual_seed(cfg.seed)
     model_kwargs = {"num_outputs": len(store.label_names), "sample_rate": store.sample_rate, **cfg.model_overrides}
     net = create_model(cfg.model, **model_kwargs)
-    train_set, valid_set = _datasets(store, net.input_samples)
+    train_set, valid_set = _datasets(store, net.input_samples, cfg)
     return Setup(cfg, store, net, model_kwargs, train_set, valid_set, rate_warning(cfg.model, store.sample_rate))
 
 
-def _datasets(store: Store, input_samples: int) -> tuple[SegmentDataset, SegmentDataset]:
-    """The training and validation segments (every non-overlapping segment of each split)."""
-    return SegmentDataset(store.split("train"), input_samples), SegmentDataset(store.split("valid"), input_samples)
+def _datasets(store: Store, input_samples: int, cfg: TrainConfig) -> tuple[SegmentDataset, SegmentDataset]:
+    """The training segments (placed by cfg.sampling) and the validation segments (the fixed grid)."""
+    train_set = SegmentDataset(store.split("train"), input_samples, sampling=cfg.sampling, seed=cfg.seed)
+    return train_set, SegmentDataset(store.split("valid"), input_samples)
 
 
 def _workers(cfg: TrainConfig, device: torch.device) -> int:
@@ -245,7 +245,7 @@ def _start_run(setup: Setup, run_dir: runs.RunDir, precision: Precision, info) -
         "task": store.task, "input_samples": net.input_samples, "precision": precision.name,
         "precision_requested": cfg.precision, "workers": _workers(cfg, precision.device),
         "world_size": info.world_size, "local_batch_size": _local_batch(cfg, info), "input_stats": stats,
-        "recipe": RECIPE,
+        "recipe_description": describe(cfg),
     }
     run_dir.truncate_metrics(0)  # a run killed before its first last.pt starts over
     run_dir.write_config(config)
@@ -259,19 +259,24 @@ def _local_batch(cfg: TrainConfig, info) -> int:
     return max(1, cfg.batch_size // info.world_size)
 
 
-def _schedule(cfg: TrainConfig) -> PaperSchedule:
-    return PaperSchedule(lr=cfg.lr, factor=cfg.lr_factor, patience=cfg.patience, decreases=cfg.lr_decreases)
+def _schedule(cfg: TrainConfig) -> PaperSchedule | FixedSchedule:
+    if cfg.schedule == "plateau":
+        return PaperSchedule(lr=cfg.lr, factor=cfg.lr_factor, patience=cfg.patience, decreases=cfg.lr_decreases)
+    return FixedSchedule(kind=cfg.schedule, base_lr=cfg.lr, epochs=cfg.epochs, factor=cfg.lr_factor,
+                         steps=tuple(int(s) for s in cfg.lr_steps), warmup=cfg.warmup_epochs)
 
 
 def _new_state(setup: Setup, precision: Precision) -> TrainState:
     cfg = setup.cfg
 
-    def sgd(model, lr):
+    def optimizer(model, lr):
+        if cfg.optimizer == "adamw":
+            return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
         return torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum, nesterov=True,
                                weight_decay=cfg.weight_decay)
 
     setup.net.to(precision.device)
-    return TrainState(model=setup.net, new_optimizer=sgd, schedule=_schedule(cfg), precision=precision)
+    return TrainState(model=setup.net, new_optimizer=optimizer, schedule=_schedule(cfg), precision=precision)
 
 
 def _fit(setup: Setup, run_dir: runs.RunDir, precision: Precision, info, job: Job) -> Path:
