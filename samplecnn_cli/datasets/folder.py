@@ -116,6 +116,9 @@ class Folder(DatasetAdapter):
         items = []
         seen: set[str] = set()
         for (source, labels, _, clip_id), split in zip(rows, splits, strict=True):
+            if Path(source).name in ("", ".", ".."):
+                raise DataError(f"a row of the labels has no audio file in its path: {source!r}",
+                                hint="every row needs a path such as audio/0001.wav")
             path = Path(source).expanduser()
             path = path if path.is_absolute() else root / path
             clip_id = clip_id or str(Path(source).with_suffix("")).replace("\\", "/")
