@@ -27,7 +27,8 @@ def train(
                                                "the schedule ends the run).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Segments per optimizer step "
                                             "(over all processes).")] = 23,
-    lr: Annotated[float | None, typer.Option("--lr", help="Initial (peak) learning rate \\[recipe: 0.01].")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Initial (peak) learning rate "
+                                             "(default recipe: 0.001; paper: 0.01).")] = None,
     schedule: Annotated[str | None, typer.Option("--schedule", help="plateau (paper: lr / 5 after --patience "
                                                  "epochs without progress, best weights reloaded), step (lr x "
                                                  "0.2 after each of --lr-steps) or cosine.")] = None,
@@ -36,10 +37,11 @@ def train(
     warmup_epochs: Annotated[int | None, typer.Option("--warmup-epochs", help="step/cosine: epochs of linear "
                                                       "lr warm-up.")] = None,
     patience: Annotated[int | None, typer.Option("--patience", help="plateau: epochs without validation "
-                                                 "improvement before lr drops [3].")] = None,
-    optimizer: Annotated[str | None, typer.Option("--optimizer", help="sgd (Nesterov 0.9) or adamw.")] = None,
-    weight_decay: Annotated[float | None, typer.Option("--weight-decay", help="L2 / decoupled weight decay "
-                                                       "[0].")] = None,
+                                                 "improvement before lr drops (3).")] = None,
+    optimizer: Annotated[str | None, typer.Option("--optimizer", help="sgd (Nesterov 0.9; paper) or adamw "
+                                                 "(default recipe).")] = None,
+    weight_decay: Annotated[float | None, typer.Option("--weight-decay", help="Weight decay (default "
+                                                       "recipe: 0.01; paper: 0).")] = None,
     sampling: Annotated[str | None, typer.Option("--sampling", help="grid: the same non-overlapping segments "
                                                  "every epoch (paper); random: segments at random offsets "
                                                  "of long clips every epoch.")] = None,
@@ -57,9 +59,9 @@ def train(
     """Train MODEL on a preprocessed dataset. Under torchrun, trains with DistributedDataParallel.
 
     Two recipes. --recipe default (for your own data, chosen by measurement on small real datasets):
-    SGD Nesterov 0.9, lr 0.01 on a cosine over 30 epochs after 1 warm-up epoch, segments at random
-    offsets of long clips every epoch, batch 23. --recipe paper (the paper's Section 5.2, right for MTAT-sized data and what the
-    table recipes use): SGD Nesterov 0.9, lr 0.01 / 5 after 3 epochs without validation improvement with
+    AdamW lr 0.001 (weight decay 0.01) on a cosine over 30 epochs, segments at random offsets of long
+    clips every epoch, batch 23. --recipe paper (the paper's Section 5.2, right for MTAT-sized data and
+    what the table recipes use): SGD Nesterov 0.9, lr 0.01 / 5 after 3 epochs without validation improvement with
     the best weights reloaded, 4 decreases, fixed non-overlapping segments, batch 23."""
     from samplecnn_cli.errors import UsageError
     from samplecnn_cli.training.trainer import train as train_run
