@@ -34,3 +34,12 @@ def test_leftover_of_a_killed_run_does_not_block(tmp_path):
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["toy"]
     assert (tmp_path / "toy" / "labels.csv").is_file() and len(list((tmp_path / "toy" / "audio").iterdir())) == 6
+
+
+def test_link_loop_or_file_as_target_fails_before_writing(tmp_path):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "file").write_text("x")
+    for target in ("loop", "file"):
+        result = make_toy(tmp_path / target, "--sr", "8000")
+        assert result.exit_code == 1 and "exists and is not a folder" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "loop"]

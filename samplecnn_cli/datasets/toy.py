@@ -153,7 +153,7 @@ def make_toy(directory: Path, *, clips: int = 240, seconds: float = 3.5, seed: i
     if seed < 0:
         raise UsageError(f"--seed must be 0 or more (got {seed})")
     directory = Path(directory).expanduser()
-    if directory.exists() and not directory.is_dir():
+    if os.path.lexists(directory) and not directory.is_dir():  # a file, a dangling link or a link loop
         raise DataError(f"{directory} exists and is not a folder", hint="make the toy dataset in a new folder")
     if directory.exists() and any(directory.iterdir()):
         raise DataError(f"{directory} is not empty", hint="make the toy dataset in a new or empty folder")
