@@ -43,7 +43,8 @@ def pipe(tmp_path_factory, request):
     data["big_store"] = make_store(root / "big_store", task="multiclass", clips=(40, 10, 10), seconds=2.0)
     yield data
     reporter = request.config.pluginmanager.getplugin("terminalreporter")
-    if reporter is not None:
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():  # shown even when every test passed
         report_counts(lambda line: reporter.write_line(f"\n[test_faults] {line}"))
 
 
