@@ -85,3 +85,13 @@ def test_same_file_listed_twice_names_both_rows(tmp_path):
     assert "listed twice" in result.output and "'a1.wav' (train)" in result.output
     assert "'sub/../a1.wav' (test)" in result.output
     assert not (tmp_path / "s").exists()
+
+
+def test_labels_without_any_label_fail_in_one_line(tmp_path):
+    root = tmp_path / "root"
+    write_audio(root / "a.wav", seconds=0.5, sr=8000)
+    (root / "labels.csv").write_text("path,tags,split\na.wav,,train\n")
+    result = cli.invoke(app, ["preprocess", "folder", "--root", str(root), "--out", str(tmp_path / "s"),
+                              "--sr", "8000", "--workers", "1"])
+    assert result.exit_code == 1 and "no label or tag at all" in result.output
+    assert not (tmp_path / "s").exists()

@@ -94,6 +94,8 @@ class Folder(DatasetAdapter):
 
     def _manifest(self, root: Path, rows, seed: int) -> Manifest:
         label_names = sorted({name for _, labels, _, _ in rows for name in labels}, key=_label_sort_key)
+        if not label_names:
+            raise DataError("the labels name no label or tag at all", hint="fill the label (or tags) column")
         index = {name: i for i, name in enumerate(label_names)}
         splits = [split for _, _, split, _ in rows]
         bad = sorted({s for s in splits if s and s not in SPLITS})
