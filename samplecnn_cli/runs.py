@@ -68,8 +68,10 @@ def read_config(run_dir: Path) -> dict:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise RunError(f"{path} is unreadable or damaged: {_one_line(reason)}",
                        hint="restore config.toml, or train the run again") from None
-    if not isinstance(config.get("kind"), str):  # empty, cut before its `kind` line, or not a run's
-        raise RunError(f"{path} is unreadable or damaged: no 'kind'",
+    needed = ("kind", "model", "label_names", "task") if config.get("kind") == "train" else ("kind", "model")
+    missing = [key for key in needed if key not in config]
+    if missing or not isinstance(config["kind"], str):  # empty, cut short, or not a run's
+        raise RunError(f"{path} is unreadable or damaged: no {', '.join(repr(k) for k in missing) or 'kind'}",
                        hint="restore config.toml, or train the run again")
     return config
 
@@ -190,12 +192,15 @@ class RunDir:
     def predictions(self, split: str) -> Path:
         return self.path / f"predictions-{split}.npz"
 
-    def prepare(self, resume: bool = False) -> RunDir:
+    def prepare(self, resume: bool = False, start_over_failed: bool = False) -> RunDir:
         """Create the folder, refusing one that holds a run unless resuming.
 
-        A run that failed before its first last.pt left nothing to continue: it is started over."""
+        A run that failed before its first last.pt left nothing to continue: it is started over. With
+        `start_over_failed` (runs cheap enough to redo, e.g. transfer) any failed or killed run is."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunError(f"{self.path} is a file, not a run folder", hint="choose a new --out folder")
         exists = self.config.exists()
-        if exists and not resume and not self.restartable():
+        if exists and not resume and not self.restartable(start_over_failed):
             raise RunError(f"{self.path} already holds a run",
                            hint="pass --resume to continue it, or --out with a new folder")
         if resume and not exists:
@@ -203,14 +208,19 @@ class RunDir:
         if not exists and self.path.exists() and any(self.path.iterdir()):
             raise RunError(f"{self.path} exists and is not empty", hint="choose a new --out folder")
         if exists and not resume:
-            for stale in (self.best, self.summary, self.metrics, self.evaluation("test")):
+            for stale in (self.best, self.last, self.summary, self.metrics, self.evaluation("test")):
                 stale.unlink(missing_ok=True)
-        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        try:
+            self.checkpoints.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # under a file, a symlink loop...
+            raise RunError(f"cannot create the run folder {self.path}: {exc.strerror or exc}",
+                           hint="choose a new --out folder") from None
         return self
 
-    def restartable(self) -> bool:
-        """True for a failed (or killed) run with no last.pt: a rerun into it starts over."""
-        return run_status(self.path) == FAILED and not self.last.exists()
+    def restartable(self, even_with_checkpoint: bool = False) -> bool:
+        """True for a failed (or killed) run with no last.pt (or any, `even_with_checkpoint`): a rerun
+        into it starts over."""
+        return run_status(self.path) == FAILED and (even_with_checkpoint or not self.last.exists())
 
     def write_config(self, config: dict) -> None:
         write_config(self.path, config)

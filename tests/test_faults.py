@@ -174,9 +174,6 @@ def test_extract_killed_then_rerun_gives_the_same_features(pipe, tmp_path):
     assert kills == KILLS
 
 
-@pytest.mark.xfail(reason="engine: a transfer run killed after it wrote a checkpoint blocks the rerun "
-                          "('already holds a run'; transfer has no --resume); seen in the long profile",
-                   strict=False)
 def test_transfer_killed_then_rerun_matches_an_uninterrupted_run(pipe, tmp_path):
     argv = lambda out: cli("transfer", pipe["features"], "--out", out, "--hidden", "32", "--epochs", "40",  # noqa: E731
                            "--patience", "40", "-b", "2", "--device", "cpu", "--seed", "3")

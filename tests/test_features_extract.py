@@ -136,7 +136,7 @@ def test_bad_options_and_runs(tmp_path, two_runs):
     transfer_like.mkdir()
     from samplecnn_cli.models.transfer import TransferMLP
 
-    runs.write_config(transfer_like, {"kind": "transfer"})
+    runs.write_config(transfer_like, {"kind": "transfer", "model": "transfer-mlp"})
     runs.save_checkpoint(transfer_like / "checkpoints" / "best.pt", model_name="transfer-mlp",
                          model_kwargs={"in_features": 4, "num_outputs": 3, "hidden": 8, "task": "multiclass"},
                          state_dict=TransferMLP(4, 3, hidden=8, task="multiclass").state_dict(),

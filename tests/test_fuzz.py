@@ -49,22 +49,9 @@ def pipe(tmp_path_factory, request):
         report_counts(lambda line: reporter.write_line(f"\n[test_fuzz] {line}"))
 
 
-# Failures found by this suite in code other helpers own (issue 11 items 3 and 5), reported to the lead.
-# They stay visible as xfail (not strict: a fix turns them into XPASS) until their owners fix them.
-KNOWN = {
-    "train --lr": "engine: `train --lr nan` is not checked before training starts (prints the banner, "
-                  "then fails on a nan loss)",
-    "transfer --lr": "engine: `transfer --lr nan` ends in a ValueError traceback from torch.optim.Adam",
-    "extract --out": "inference: `extract --out FOLDER` ends in an IsADirectoryError traceback",
-    "transfer --out": "engine: `transfer --out FILE` ends in a NotADirectoryError traceback",
-    "train --data": "engine: a symlink loop as --data ends in a RuntimeError traceback (Path.resolve)",
-    "report RUNS": "newcomer: `report LOOP` (a symlink loop) ends in a RuntimeError traceback",
-    "config.toml: evaluate": "newcomer: a config.toml cut short after its `kind` line gives KeyError 'data'",
-    "config.toml: tag": "inference: a config.toml cut short after its `kind` line is not noticed (exit 0)",
-    "config.toml: extract": "inference: a config.toml cut short after its `kind` line is not noticed (exit 0)",
-    "config.toml: visualize-filters": "newcomer: a config.toml cut short after its `kind` line is not "
-                                      "noticed (exit 0)",
-}
+# Known failures, by case id, with their reason: shown as xfail (not strict: a fix turns them into
+# XPASS) until fixed. Empty: every failure this suite found has been fixed.
+KNOWN: dict[str, str] = {}
 
 
 def cases(table: list[tuple]) -> list:

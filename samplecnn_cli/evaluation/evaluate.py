@@ -6,6 +6,7 @@ from pathlib import Path
 
 from samplecnn_cli import runs
 from samplecnn_cli.data.store import Store
+from samplecnn_cli.errors import RunError
 from samplecnn_cli.evaluation.predict import predict_split
 from samplecnn_cli.features.transfer import predict_transfer_split
 
@@ -29,7 +30,7 @@ def evaluate_run(run_dir, split: str = "test", *, data=None, which: str = "best"
         clip_ids = None
         source = loaded.config.get("features") or loaded.config.get("data")
     else:
-        store_dir = Path(data) if data is not None else Path(loaded.config["data"])
+        store_dir = Path(data) if data is not None else _store_of(loaded.config, run_dir)
         store_split = Store(store_dir).split(split)
         clips_done = None if progress is None else (lambda done: progress(done, len(store_split)))
         scores, targets = predict_split(loaded.model, store_split, batch_size=batch_size, device=device,
@@ -37,3 +38,9 @@ def evaluate_run(run_dir, split: str = "test", *, data=None, which: str = "best"
         clip_ids = store_split.clip_ids
         source = str(store_dir)
     return runs.record_evaluation(loaded, split, scores, targets, which=which, clip_ids=clip_ids, source=source)
+
+
+def _store_of(config: dict, run_dir) -> Path:
+    if "data" not in config:
+        raise RunError(f"{run_dir}/config.toml names no store ('data')", hint="pass --data STORE")
+    return Path(config["data"])

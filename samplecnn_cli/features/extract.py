@@ -146,6 +146,7 @@ def extract_features(run_dirs: list[Path], data_dir: Path, out: Path, *,
         raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
+    out = _output_file(Path(out))
     store = Store(Path(data_dir))
     split_names = tuple(splits or store.splits)
     for name in split_names:
@@ -162,8 +163,6 @@ def extract_features(run_dirs: list[Path], data_dir: Path, out: Path, *,
                    for run in runs]
     smallest = min(run.model.input_samples for run in runs)
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     started = time.perf_counter()
     counts = {}
@@ -191,6 +190,18 @@ def extract_features(run_dirs: list[Path], data_dir: Path, out: Path, *,
         "backends": [f"{m.backend}/{m.precision}" for m in fast_models],
         "seconds": round(time.perf_counter() - started, 3), "threads": torch.get_num_threads(),
     }
+
+
+def _output_file(out: Path) -> Path:
+    """`out`, checked (not a folder) and with its folder made, before any work is done."""
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder", hint="name the feature file, e.g. --out features.h5")
+    try:
+        out.resolve()  # a symlink loop fails here
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except (OSError, RuntimeError) as exc:
+        raise DataError(f"cannot write --out {out}: {exc}") from None
+    return out
 
 
 def _write_split(f: h5py.File, name: str, split: StoreSplit, fast_models, keys, blocks: list[Block], width: int,

@@ -137,7 +137,7 @@ class TransferOptions:
     precision: str = "fp32"  # a small MLP: fp32 costs little; bf16/fp16 on request
 
     def validate(self) -> TransferOptions:
-        if self.epochs < 1 or self.batch_size < 1 or self.hidden < 1 or self.patience < 1 or self.lr <= 0:
+        if self.epochs < 1 or self.batch_size < 1 or self.hidden < 1 or self.patience < 1 or not 0 < self.lr < float("inf"):
             raise UsageError("--epochs, --batch-size, --hidden, --patience and --lr must be positive")
         if not 0.0 <= self.dropout < 1.0:
             raise UsageError("--dropout must be in [0, 1)")
@@ -156,7 +156,7 @@ def train_transfer(feature_paths: list[Path], out: Path, *, runs: tuple[str, ...
             raise DataError(f"{selection.files[0].path.name} has no '{split}' split, which transfer needs",
                             hint="extract with --splits train,valid,test")
     precision = Precision.resolve(opts.precision, resolve_device(opts.device))
-    run_dir = run_files.RunDir(Path(out)).prepare()
+    run_dir = run_files.RunDir(Path(out)).prepare(start_over_failed=True)  # a killed transfer is redone
     run_dir.mark(run_files.RUNNING)
     try:
         return _train_and_test(selection, run_dir, opts, precision, console)

@@ -7,12 +7,14 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def file_progress(label: str, *, quiet: bool = False):
-    """Yields (on_start(total), on_file(result)); draws nothing when stderr is not a terminal."""
+def file_progress(label: str, *, quiet: bool = False, console=None):
+    """Yields (on_start(total), on_file(result)); draws nothing when stderr is not a terminal.
+
+    `console`: a Rich console on stderr (a new one by default: the library does not import the CLI)."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from samplecnn_cli.cli import err_console
-
+    err_console = console or Console(stderr=True)
     enabled = err_console.is_terminal and not quiet
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[audio]}"), TimeRemainingColumn(), console=err_console,

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from samplecnn_cli.errors import DataError
+
 TSNE_DEPTH = 3  # how deep below a run directory t-SNE outputs are looked for
 
 
@@ -136,9 +138,13 @@ def collect(paths: list[Path]) -> Collected:
     seen: set[Path] = set()
     for raw in paths:
         path = Path(raw)
-        if path.resolve() in seen:
+        try:
+            real = path.resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop
+            raise DataError(f"cannot resolve {path}: {exc}") from None
+        if real in seen:
             continue
-        seen.add(path.resolve())
+        seen.add(real)
         if path.is_file() and path.suffix == ".png" and (meta := _tsne_meta(path)) is not None:
             out.tsne.append({"path": path.parent, "png": path, "meta": meta})
             continue

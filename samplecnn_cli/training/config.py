@@ -54,7 +54,7 @@ class TrainConfig:
         """Raise a UsageError for a value no run can use (before any folder is created)."""
         if self.epochs is not None and self.epochs < 1:
             raise UsageError("--epochs must be at least 1")
-        if self.batch_size < 1 or self.lr <= 0:
+        if self.batch_size < 1 or not 0 < self.lr < float("inf"):  # also refuses nan
             raise UsageError("--batch-size and --lr must be positive")
         if self.workers is not None and self.workers < 0:
             raise UsageError(f"--workers must be 0 or more, not {self.workers}",

@@ -209,7 +209,7 @@ def _build(cfg: TrainConfig, data, dataset) -> Setup:
     from samplecnn_cli.registry import canonical_name, create_model
 
     cfg.model = canonical_name(cfg.model)
-    store_dir = find_store_dir(cfg.model, data, dataset).resolve()
+    store_dir = _resolved(find_store_dir(cfg.model, data, dataset))
     store = Store(store_dir)
     train_split, valid_split = store.split("train"), store.split("valid")
     if len(train_split) == 0 or len(valid_split) == 0:
@@ -219,6 +219,13 @@ def _build(cfg: TrainConfig, data, dataset) -> Setup:
     net = create_model(cfg.model, **model_kwargs)
     train_set, valid_set = _datasets(store, net.input_samples, cfg)
     return Setup(cfg, store, net, model_kwargs, train_set, valid_set, rate_warning(cfg.model, store.sample_rate))
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise DataError(f"cannot resolve {path}: {exc}") from None
 
 
 def _datasets(store: Store, input_samples: int, cfg: TrainConfig) -> tuple[SegmentDataset, SegmentDataset]:
