@@ -7,13 +7,16 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 from samplecnn_cli.errors import UsageError
 from samplecnn_cli.main import app
 from samplecnn_cli.recipe import load_recipe, resolve_recipe, run_recipe
 from samplecnn_cli.recipe.resolve import parse_set
-from samplecnn_cli.recipe.runner import LOCK_NAME, RESOLVED_NAME, run_in_process
+from samplecnn_cli.recipe.runner import LOCK_NAME, RESOLVED_NAME, in_process
+
+run_in_process = in_process(typer.main.get_command(app))
 
 runner = CliRunner()
 

@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 
-from samplecnn_cli.cli import App, console
+from samplecnn_cli.cli import App, console, debug_enabled
 
 app = App()
 
 
 def demo(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", "-o", help="Work folder for the demo's data, runs and "
                                       "report; a rerun skips finished steps.")] = Path("demo"),
     set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="Override a variable of "
@@ -23,11 +24,12 @@ def demo(
     extract and transfer features, visualize filters and write the HTML report (the `demo` recipe)."""
     from samplecnn_cli.recipe import load_recipe, resolve_recipe, run_recipe
     from samplecnn_cli.recipe.resolve import parse_set
+    from samplecnn_cli.recipe.runner import in_process
 
     spec = load_recipe("demo")
     resolved = resolve_recipe(spec, workdir=out, overrides=parse_set(set_ or []), smoke=smoke)
     console.print(f"[bold]samplecnn demo[/]: {spec.description.strip()}", highlight=False)
-    summary = run_recipe(resolved, echo=lambda line: console.print(line, highlight=False, markup=False))
+    summary = run_recipe(resolved, runner=in_process(ctx.find_root().command, debug=debug_enabled()), echo=lambda line: console.print(line, highlight=False, markup=False))
     console.print(f"[bold green]Demo finished[/] in {summary['seconds']:.0f} s "
                   f"({summary['ran']} step(s) ran, {summary['skipped']} skipped).")
     report = resolved.values.get("report_html")

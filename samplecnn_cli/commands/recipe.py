@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from samplecnn_cli.cli import App, console, print_json
+from samplecnn_cli.cli import App, console, debug_enabled, print_json
 
 app = App(help="Run the bundled recipes that reproduce the paper's tables and figures (or your own).")
 
@@ -18,6 +18,7 @@ def default_workdir(recipe_name: str) -> Path:
 
 @app.command("run")
 def run_command(
+    ctx: typer.Context,
     recipe: Annotated[str, typer.Argument(help="A bundled recipe name (`samplecnn recipe list`) or a TOML file.")],
     data_root: Annotated[Path | None, typer.Option("--data-root", "-d", help="Folder holding the raw datasets "
                                                    "(the recipe's \\[datasets] paths are under it).")] = None,
@@ -37,7 +38,7 @@ def run_command(
     """Run a recipe's steps in order, skipping those whose command, inputs and outputs are unchanged."""
     from samplecnn_cli.recipe import load_recipe, plan_steps, resolve_recipe, run_recipe
     from samplecnn_cli.recipe.resolve import parse_set
-    from samplecnn_cli.recipe.runner import run_in_process, run_subprocess
+    from samplecnn_cli.recipe.runner import in_process, run_subprocess
     from samplecnn_cli.workspace import Workspace
 
     spec = load_recipe(recipe)
@@ -53,7 +54,7 @@ def run_command(
             print_plan(resolved, decisions)
         return
     echo = (lambda line: None) if json_out else (lambda line: console.print(line, highlight=False, markup=False))
-    summary = run_recipe(resolved, runner=run_subprocess if isolate else run_in_process, echo=echo)
+    summary = run_recipe(resolved, runner=run_subprocess if isolate else in_process(ctx.find_root().command, debug=debug_enabled()), echo=echo)
     if json_out:
         print_json(summary)
         return

@@ -122,40 +122,42 @@ def _overlaps(a: Path, b: Path) -> bool:
 
 
 # -- running ---------------------------------------------------------------------------------------
-def run_in_process(argv: list[str]) -> int:
-    """Call the samplecnn CLI like a library; its exit code (0 = success)."""
-    import typer.main
+def in_process(command, *, debug: bool = False) -> Runner:
+    """A runner that calls `command` (the CLI's root click command) like a library: no new Python
+    process per step. The CLI hands its own root command in, so the recipe library never imports it."""
+    from rich.console import Console
 
-    from samplecnn_cli.cli import debug_enabled, err_console
-    from samplecnn_cli.main import app
-
-    command = typer.main.get_command(app)
-    try:
-        result = command.main(args=list(argv), prog_name="samplecnn", standalone_mode=False)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:  # click usage errors carry an exit code; anything else is a crash
-        code = getattr(exc, "exit_code", None)
-        if isinstance(code, int) and hasattr(exc, "show"):
-            exc.show()
-            return code
-        if debug_enabled():
+    def run(argv: list[str]) -> int:
+        try:
+            result = command.main(args=list(argv), prog_name="samplecnn", standalone_mode=False)
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except KeyboardInterrupt:
             raise
-        err_console.print(f"[bold red]Error:[/] {type(exc).__name__}: {exc}", highlight=False)
-        return 1
-    return result if isinstance(result, int) else 0
+        except Exception as exc:  # click usage errors carry an exit code; anything else is a crash
+            code = getattr(exc, "exit_code", None)
+            if isinstance(code, int) and hasattr(exc, "show"):
+                exc.show()
+                return code
+            if debug:
+                raise
+            Console(stderr=True).print(f"[bold red]Error:[/] {type(exc).__name__}: {exc}", highlight=False,
+                                       markup=True)
+            return 1
+        return result if isinstance(result, int) else 0
+
+    return run
 
 
 def run_subprocess(argv: list[str]) -> int:
     return subprocess.call([sys.executable, "-m", "samplecnn_cli", *argv])
 
 
-def run_recipe(resolved: ResolvedRecipe, *, runner: Runner = run_in_process,
+def run_recipe(resolved: ResolvedRecipe, *, runner: Runner | None = None,
                echo: Callable[[str], None] = print) -> dict:
     """Run the steps in order; returns the summary (also written to WORKDIR/recipe-summary.json).
-    One `recipe run` at a time per work folder (a file lock that dies with its process)."""
+    One `recipe run` at a time per work folder (a file lock that dies with its process).
+    `runner` runs one step's argv (default: a `samplecnn` subprocess; the CLI passes `in_process`)."""
     from filelock import FileLock, Timeout
 
     resolved.check_datasets()
@@ -225,7 +227,7 @@ def _run_steps(resolved: ResolvedRecipe, runner: Runner, echo: Callable[[str], N
             save_lock(workdir, resolved.recipe.name, lock)
             dep_prints = fingerprints(step.deps)
             t0 = time.perf_counter()
-            code = runner(step.argv)
+            code = (runner or run_subprocess)(step.argv)
             seconds = round(time.perf_counter() - t0, 2)
             if code != 0:
                 records.append({"name": step.name, "status": "failed", "exit_code": code, "seconds": seconds})
