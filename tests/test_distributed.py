@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cmd(store: Path, out: Path) -> list[str]:
-    return ["train", TINY_MODEL, "--data", str(store), "--out", str(out), "--epochs", "1", "--batch-size", "16",
+    return ["train", TINY_MODEL, "--recipe", "paper", "--data", str(store), "--out", str(out), "--epochs", "1",
+            "--batch-size", "16",
             "--precision", "fp32", "--device", "cpu", "--seed", "5", "--dropout", "0"]
 
 

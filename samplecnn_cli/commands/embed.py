@@ -30,7 +30,7 @@ def embed(
     layers (as `extract`), per window with --hop. Audio is resampled to the model's rate."""
     import time
 
-    from samplecnn_cli import __version__
+    from samplecnn_cli import __version__, cli
     from samplecnn_cli.errors import DataError
     from samplecnn_cli.features.file import parse_layers
     from samplecnn_cli.inference.embeddings import POOLINGS, EmbeddingWriter
@@ -61,7 +61,7 @@ def embed(
     started = time.perf_counter()
     audio = 0.0
     try:
-        with file_progress("embed", quiet=json_out) as (on_start, on_file):
+        with file_progress("embed", quiet=json_out, console=cli.err_console) as (on_start, on_file):
             on_start(len(files))
             for r in engine.run(files):
                 writer.add(r)

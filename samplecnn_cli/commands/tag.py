@@ -40,6 +40,7 @@ def tag(
 
     For a library: `samplecnn tag RUN ~/Music --out tags.csv`; kill it any time and run the same
     command again to finish the rest. Unreadable files are reported; the rest continue."""
+    from samplecnn_cli import cli
     from samplecnn_cli.errors import DataError
     from samplecnn_cli.inference.progress import file_progress
     from samplecnn_cli.tagging import check_options, collect_files, tag_files, tag_to_file
@@ -48,7 +49,7 @@ def tag(
     if not collect_files(paths):
         raise DataError("no audio files found", hint="pass audio files or folders holding them")
     if out is not None:
-        with file_progress("tag", quiet=json_out) as (on_start, on_file):
+        with file_progress("tag", quiet=json_out, console=cli.err_console) as (on_start, on_file):
             summary = tag_to_file(run_dir, paths, out, top_k=top_k, batch_size=batch_size, device=device,
                                   precision=precision, hop=hop, timeline=timeline, threshold=threshold,
                                   taggram_dir=taggram, workers=workers, engine=engine, on_start=on_start,
@@ -63,7 +64,7 @@ def tag(
         if summary["failed"] and not summary["tagged"] and not summary["skipped_done"]:
             raise typer.Exit(1)
         return
-    with file_progress("tag", quiet=json_out) as (on_start, on_file):
+    with file_progress("tag", quiet=json_out, console=cli.err_console) as (on_start, on_file):
         on_start(len(collect_files(paths)))
         results = tag_files(run_dir, paths, top_k=top_k, batch_size=batch_size, device=device, precision=precision,
                             hop=hop, timeline=timeline or taggram is not None, threshold=threshold,
