@@ -36,7 +36,7 @@ DATASETS = {
 def cli(*args: str, capture: bool = False) -> str:
     print("$ samplecnn " + shlex.join(args), file=sys.stderr, flush=True)
     done = subprocess.run([sys.executable, "-m", "samplecnn_cli", *args], cwd=ROOT, check=True, text=True,
-                          stdout=subprocess.PIPE if capture else None)
+                          stdout=subprocess.PIPE if capture else sys.stderr)  # stdout: the JSON alone
     return done.stdout or ""
 
 
