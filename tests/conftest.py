@@ -25,3 +25,18 @@ def shared_data() -> Path:
 def _no_user_workspace(monkeypatch):
     # A developer's SAMPLECNN_WORKSPACE must not leak into tests.
     monkeypatch.delenv("SAMPLECNN_WORKSPACE", raising=False)
+
+
+@pytest.fixture
+def inference_sandbox(tmp_path, monkeypatch):
+    """One thread and a private backend cache: inference tests neither read nor write the user's
+    ~/.cache/samplecnn choices, and time their candidates alike."""
+    import torch
+
+    from samplecnn_cli.inference import backend
+
+    monkeypatch.setenv(backend.CACHE_ENV, str(tmp_path / "cache.json"))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

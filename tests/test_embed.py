@@ -13,18 +13,10 @@ from typer.testing import CliRunner
 
 from samplecnn_cli import runs
 from samplecnn_cli.audio import decode
-from samplecnn_cli.inference import backend
 from samplecnn_cli.main import app
 from tests.test_features_extract import fake_run
 
-
-@pytest.fixture(autouse=True)
-def quiet_machine(tmp_path, monkeypatch):
-    monkeypatch.setenv(backend.CACHE_ENV, str(tmp_path / "cache.json"))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("inference_sandbox")
 
 
 def test_embed_layout_and_values(tmp_path):

@@ -28,13 +28,7 @@ def trained_like(name: str, seed: int = 0, **kwargs):
     return model.eval()
 
 
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(backend.CACHE_ENV, str(tmp_path / "cache.json"))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("inference_sandbox")
 
 
 @pytest.mark.parametrize("name", ["sample-3^3", "sample-2^5", "frame-raw-81", "frame-mel-81"])

@@ -21,13 +21,7 @@ from tests.test_features_extract import fake_run
 LABELS = [f"l{i}" for i in range(10)]
 
 
-@pytest.fixture(autouse=True)
-def quiet_machine(tmp_path, monkeypatch):
-    monkeypatch.setenv(backend.CACHE_ENV, str(tmp_path / "cache.json"))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("inference_sandbox")
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,19 @@ from dataclasses import asdict, dataclass
 CONTINUE, DECREASE, STOP = "continue", "decrease", "stop"
 
 
+class _Fields:
+    """state_dict / load_state_dict of a dataclass schedule: its fields, as plain values."""
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
 @dataclass
-class PaperSchedule:
+class PaperSchedule(_Fields):
     lr: float = 0.01
     factor: float = 0.2
     patience: int = 3
@@ -47,16 +58,10 @@ class PaperSchedule:
     def stop_text(self) -> str:
         return f"validation loss did not improve for {self.patience} epochs after {self.decreases} lr decreases"
 
-    def state_dict(self) -> dict:
-        return asdict(self)
-
-    def load_state_dict(self, state: dict) -> None:
-        for key, value in state.items():
-            setattr(self, key, value)
 
 
 @dataclass
-class EarlyStopping:
+class EarlyStopping(_Fields):
     """A constant lr and early stopping: STOP after `patience` epochs without a lower validation loss.
 
     What `samplecnn transfer` runs (Adam). The same interface as PaperSchedule (lr, best_loss,
@@ -79,16 +84,10 @@ class EarlyStopping:
     def stop_text(self) -> str:
         return f"validation loss did not improve for {self.patience} epochs"
 
-    def state_dict(self) -> dict:
-        return asdict(self)
-
-    def load_state_dict(self, state: dict) -> None:
-        for key, value in state.items():
-            setattr(self, key, value)
 
 
 @dataclass
-class FixedSchedule:
+class FixedSchedule(_Fields):
     """An lr that depends on the epoch alone - no reloading, no early stop; training runs `epochs` epochs.
 
     kind "step": `lr` times `factor` from each epoch listed in `steps` on (e.g. steps (10,): epochs 1-10
