@@ -127,6 +127,47 @@ def matmul_peak(device, size: int = 1024, seconds: float = 0.3) -> dict:
     return out
 
 
+def bench_infer_vs_plain(model_name: str, *, batch_size: int = 23, precision: str = "auto", rounds: int = 3,
+                         steps: int = 2, num_outputs: int = 50, seed: int = 0) -> dict:
+    """Inference segments/s of the plain fp32 eager model (torch.no_grad, sigmoid) and of ours (the
+    shared inference path) on the same batch, interleaved round by round on the CPU; medians and the
+    ratio, plus the largest difference of the scores."""
+    import statistics
+
+    import torch
+
+    from samplecnn_cli.inference.backend import choose
+    from samplecnn_cli.registry import create_model
+
+    torch.manual_seed(seed)
+    model = create_model(model_name, num_outputs=num_outputs).eval()
+    x = torch.randn(batch_size, model.input_samples) * 0.1
+    fast, choice = choose(model, precision=precision, device="cpu", batch_size=batch_size)
+
+    def plain():
+        with torch.no_grad():
+            return torch.sigmoid(model(x))
+
+    def ours():
+        return torch.sigmoid(fast(x)[0])
+
+    diff = float((plain() - ours()).abs().max())
+    speeds: dict[str, list[float]] = {"plain": [], "ours": []}
+    for _ in range(rounds):
+        for name, fn in (("plain", plain), ("ours", ours)):
+            began = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            speeds[name].append(steps * batch_size / (time.perf_counter() - began))
+    plain_median, ours_median = statistics.median(speeds["plain"]), statistics.median(speeds["ours"])
+    return {"model": model.name, "batch_size": batch_size, "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "backend": choice.backend,
+            "precision": choice.precision, "measured": choice.measured,
+            "plain_fp32_segments_per_second": round(plain_median, 2), "ours_segments_per_second": round(ours_median, 2),
+            "speedup": round(ours_median / plain_median, 2), "max_score_difference": diff,
+            "plain_all": [round(v, 2) for v in speeds["plain"]], "ours_all": [round(v, 2) for v in speeds["ours"]]}
+
+
 def bench_data(store_dir, *, workers: tuple[int, ...] = (0, 1, 2), batch_size: int = 23, input_samples: int = 59049,
                batches: int = 100, split: str = "train") -> dict:
     """Segments per second the training loader delivers from `store_dir`, per worker count.

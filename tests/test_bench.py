@@ -36,3 +36,12 @@ def test_bench_data_json_per_worker_count(tmp_path):
     assert all(r["segments"] == 20 and r["segments_per_second"] > 0 for r in data["results"])
     bad = CliRunner().invoke(app, ["bench", "data", str(store), "--workers", "-1"])
     assert bad.exit_code == 2
+
+
+def test_bench_infer_compare_times_both_and_checks_scores(inference_sandbox):
+    result = CliRunner().invoke(app, ["bench", "infer", "sample-3^3", "--batch-size", "4", "--steps", "2",
+                                      "--precision", "fp32", "--compare", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["plain_fp32_segments_per_second"] > 0 and data["ours_segments_per_second"] > 0
+    assert data["speedup"] > 0 and data["max_score_difference"] < 1e-4
