@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+from samplecnn_cli.memory import tune_allocator
+
 
 def bench(mode: str, model_name: str, *, batch_size: int = 23, precision: str = "auto", device: str = "auto",
           steps: int = 5, warmup: int = 1, num_outputs: int = 50, task: str = "multilabel", seed: int = 0) -> dict:
@@ -75,6 +77,8 @@ def bench(mode: str, model_name: str, *, batch_size: int = 23, precision: str = 
         "gflop_per_step": round(flops / 1e9, 3), "achieved_gflops": round(achieved, 1),
         "matmul_peak_gflops": peak,
         "fraction_of_peak": round(achieved / peak["bf16" if precision == "bf16" else "fp32"], 3),
+        "allocator": tune_allocator(),
+        **({"backend": choice.backend} if mode == "infer" else {}),
     }
 
 
@@ -127,13 +131,94 @@ def matmul_peak(device, size: int = 1024, seconds: float = 0.3) -> dict:
     return out
 
 
-def bench_infer_vs_plain(model_name: str, *, batch_size: int = 23, precision: str = "auto", rounds: int = 3,
-                         steps: int = 2, num_outputs: int = 50, seed: int = 0) -> dict:
-    """Inference segments/s of the plain fp32 eager model (torch.no_grad, sigmoid) and of ours (the
-    shared inference path) on the same batch, interleaved round by round on the CPU; medians and the
-    ratio, plus the largest difference of the scores."""
+def plain_rate(mode: str, model_name: str, batch_size: int, steps: int, num_outputs: int = 50, seed: int = 0) -> float:
+    """Segments/s of the plain baseline: the fp32 eager model, no autocast, no folding; SGD for "train",
+    torch.no_grad + sigmoid for "infer" - what a plain PyTorch script runs."""
+    import torch
+
+    from samplecnn_cli.registry import create_model
+
+    torch.manual_seed(seed)
+    model = create_model(model_name, num_outputs=num_outputs)
+    x = torch.randn(batch_size, model.input_samples) * 0.1
+    labels = torch.zeros(batch_size, num_outputs)
+    labels[:, 0] = 1.0
+    if mode == "train":
+        optimizer = torch.optim.SGD(model.train().parameters(), lr=0.01, momentum=0.9, nesterov=True)
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+
+        def step():
+            optimizer.zero_grad()
+            loss_fn(model(x), labels).backward()
+            optimizer.step()
+    else:
+        model.eval()
+
+        def step():
+            with torch.no_grad():
+                torch.sigmoid(model(x))
+    step()
+    began = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * batch_size / (time.perf_counter() - began)
+
+
+def _plain_rate_in_plain_process(mode: str, model_name: str, batch_size: int, steps: int) -> float:
+    """plain_rate in a fresh Python with the system allocator (memory.plain_environment): a user's script."""
+    import json
+    import subprocess
+    import sys
+
+    from samplecnn_cli.memory import plain_environment
+
+    code = ("import json, sys; from samplecnn_cli.bench import plain_rate; "
+            "print(json.dumps(plain_rate(*json.loads(sys.argv[1]))))")
+    done = subprocess.run([sys.executable, "-c", code, json.dumps([mode, model_name, batch_size, steps])],
+                          env=plain_environment(), capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def bench_vs_plain(mode: str, model_name: str, *, batch_size: int = 23, precision: str = "auto", rounds: int = 3,
+                   steps: int = 2) -> dict:
+    """Ours (bench()) against the plain fp32 eager model, interleaved round by round on the CPU; medians.
+
+    The plain model is timed twice per round: in a fresh process with the system allocator (what a
+    user's own script gets: the ratio the goals speak of) and in this process, which has memory.py's
+    allocator settings (so the ratio without the allocator's share is visible too)."""
     import statistics
 
+    import torch
+
+    tune_allocator()  # the CLI has done it already; a library caller gets the same settings here
+    speeds: dict[str, list[float]] = {"plain": [], "plain_same_allocator": [], "ours": []}
+    result: dict = {}
+    for _ in range(rounds):
+        speeds["plain"].append(_plain_rate_in_plain_process(mode, model_name, batch_size, steps))
+        speeds["plain_same_allocator"].append(plain_rate(mode, model_name, batch_size, steps))
+        result = bench(mode, model_name, batch_size=batch_size, precision=precision, device="cpu", steps=steps)
+        speeds["ours"].append(result["segments_per_second"])
+    median = {name: statistics.median(values) for name, values in speeds.items()}
+    out = {"mode": mode, "model": result["model"], "batch_size": batch_size, "threads": torch.get_num_threads(),
+           "cpu_capability": torch.backends.cpu.get_cpu_capability(), "precision": result["precision"],
+           **({"backend": result["backend"]} if "backend" in result else {}),
+           "allocator": result["allocator"],
+           "plain_fp32_segments_per_second": round(median["plain"], 2),
+           "plain_fp32_same_allocator_segments_per_second": round(median["plain_same_allocator"], 2),
+           "ours_segments_per_second": round(median["ours"], 2),
+           "speedup": round(median["ours"] / median["plain"], 2),
+           "speedup_same_allocator": round(median["ours"] / median["plain_same_allocator"], 2),
+           "achieved_gflops": result["achieved_gflops"], "matmul_peak_gflops": result["matmul_peak_gflops"],
+           "fraction_of_peak": result["fraction_of_peak"],
+           "all": {name: [round(v, 2) for v in values] for name, values in speeds.items()}}
+    if mode == "infer":
+        out["max_score_difference"] = max_score_difference(model_name, batch_size=batch_size, precision=precision)
+    return out
+
+
+def max_score_difference(model_name: str, *, batch_size: int, precision: str, num_outputs: int = 50,
+                         seed: int = 0) -> float:
+    """Largest |sigmoid score| difference between the plain fp32 eager model and the inference path."""
     import torch
 
     from samplecnn_cli.inference.backend import choose
@@ -142,30 +227,9 @@ def bench_infer_vs_plain(model_name: str, *, batch_size: int = 23, precision: st
     torch.manual_seed(seed)
     model = create_model(model_name, num_outputs=num_outputs).eval()
     x = torch.randn(batch_size, model.input_samples) * 0.1
-    fast, choice = choose(model, precision=precision, device="cpu", batch_size=batch_size)
-
-    def plain():
-        with torch.no_grad():
-            return torch.sigmoid(model(x))
-
-    def ours():
-        return torch.sigmoid(fast(x)[0])
-
-    diff = float((plain() - ours()).abs().max())
-    speeds: dict[str, list[float]] = {"plain": [], "ours": []}
-    for _ in range(rounds):
-        for name, fn in (("plain", plain), ("ours", ours)):
-            began = time.perf_counter()
-            for _ in range(steps):
-                fn()
-            speeds[name].append(steps * batch_size / (time.perf_counter() - began))
-    plain_median, ours_median = statistics.median(speeds["plain"]), statistics.median(speeds["ours"])
-    return {"model": model.name, "batch_size": batch_size, "threads": torch.get_num_threads(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "backend": choice.backend,
-            "precision": choice.precision, "measured": choice.measured,
-            "plain_fp32_segments_per_second": round(plain_median, 2), "ours_segments_per_second": round(ours_median, 2),
-            "speedup": round(ours_median / plain_median, 2), "max_score_difference": diff,
-            "plain_all": [round(v, 2) for v in speeds["plain"]], "ours_all": [round(v, 2) for v in speeds["ours"]]}
+    fast, _ = choose(model, precision=precision, device="cpu", batch_size=batch_size)
+    with torch.no_grad():
+        return float((torch.sigmoid(model(x)) - torch.sigmoid(fast(x)[0])).abs().max())
 
 
 def bench_data(store_dir, *, workers: tuple[int, ...] = (0, 1, 2), batch_size: int = 23, input_samples: int = 59049,

@@ -31,6 +31,7 @@ from samplecnn_cli.commands import (
     tsne,
     visualize,
 )
+from samplecnn_cli.memory import tune_allocator
 
 app = App(
     name="samplecnn",
@@ -53,6 +54,7 @@ def root(
 ) -> None:
     """samplecnn: preprocess audio to HDF5, train sample-level CNNs, evaluate, extract, transfer, visualize."""
     set_debug(debug)
+    tune_allocator()  # before any command imports torch (memory.py says why)
 
 
 # -- command registration: one line per command, in the order of the data flow ---------------------

@@ -38,10 +38,14 @@ def test_bench_data_json_per_worker_count(tmp_path):
     assert bad.exit_code == 2
 
 
-def test_bench_infer_compare_times_both_and_checks_scores(inference_sandbox):
-    result = CliRunner().invoke(app, ["bench", "infer", "sample-3^3", "--batch-size", "4", "--steps", "2",
+@pytest.mark.parametrize("mode", ["train", "infer"])
+def test_bench_compare_times_plain_in_both_allocators_and_ours(mode, inference_sandbox):
+    result = CliRunner().invoke(app, ["bench", mode, "sample-3^3", "--batch-size", "4", "--steps", "2",
                                       "--precision", "fp32", "--compare", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["plain_fp32_segments_per_second"] > 0 and data["ours_segments_per_second"] > 0
-    assert data["speedup"] > 0 and data["max_score_difference"] < 1e-4
+    for name in ("plain", "plain_same_allocator", "ours"):
+        assert len(data["all"][name]) == 3 and min(data["all"][name]) > 0
+    assert data["speedup"] == round(data["ours_segments_per_second"] / data["plain_fp32_segments_per_second"], 2)
+    if mode == "infer":
+        assert data["max_score_difference"] < 1e-4

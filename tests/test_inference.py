@@ -49,9 +49,10 @@ def test_folded_copy_equals_model_and_leaves_it_alone(name):
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items()), "the original must not change"
 
 
+@pytest.mark.parametrize("name", ["sample-3^4", "sample-2^5", "sample-3-3-2-4-2"])
 @pytest.mark.parametrize("which", ["eager", "plan", "plan-jit"])
-def test_fp32_backends_match_eager_within_1e3(which):
-    model = trained_like("sample-3^4", num_outputs=6, sample_rate=8000)
+def test_fp32_backends_match_eager_within_1e3(which, name):
+    model = trained_like(name, num_outputs=6, sample_rate=8000)
     x = torch.randn(5, model.input_samples) * 0.3
     with torch.no_grad():
         ref = model.forward_all(x)

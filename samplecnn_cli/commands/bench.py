@@ -31,34 +31,48 @@ def _run(mode, model, batch_size, precision, device, steps, json_out) -> None:
                   f"{result['threads']} threads, {result['seconds_per_step'] * 1000:,.0f} ms/step)", highlight=False)
 
 
+CompareOpt = Annotated[bool, typer.Option("--compare", help="Also time the plain fp32 eager model (in a fresh "
+                                          "process with the system allocator, and in this one), interleaved "
+                                          "with ours on the CPU, and print the ratios.")]
+
+
+def _compare(mode, model, batch_size, precision, steps, json_out) -> None:
+    from samplecnn_cli.bench import bench_vs_plain
+
+    result = bench_vs_plain(mode, model, batch_size=batch_size, precision=precision, steps=max(1, steps // 2))
+    if json_out:
+        print_json(result)
+        return
+    score = (f", max score difference {result['max_score_difference']:.1e}"
+             if "max_score_difference" in result else "")
+    console.print(f"{mode} {result['model']}: ours {result['ours_segments_per_second']:,.1f} segments/s "
+                  f"({result.get('backend', 'eager')} {result['precision']}) vs plain fp32 eager "
+                  f"{result['plain_fp32_segments_per_second']:,.1f}: [bold]{result['speedup']:.2f}x[/] "
+                  f"({result['speedup_same_allocator']:.2f}x against the plain model with our allocator "
+                  f"settings; batch {result['batch_size']}, {result['threads']} threads{score})", highlight=False)
+
+
 @app.command("train")
 def bench_train(model: ModelArg, batch_size: BatchOpt = 23, precision: PrecisionOpt = "auto",
-                device: DeviceOpt = "auto", steps: StepsOpt = 5, json_out: JsonOpt = False) -> None:
+                device: DeviceOpt = "auto", steps: StepsOpt = 5, json_out: JsonOpt = False,
+                compare: CompareOpt = False) -> None:
     """Training throughput: the optimizer step `samplecnn train` runs."""
+    if compare:
+        _compare("train", model, batch_size, precision, steps, json_out)
+        return
     _run("train", model, batch_size, precision, device, steps, json_out)
 
 
 @app.command("infer")
 def bench_infer(model: ModelArg, batch_size: BatchOpt = 23, precision: PrecisionOpt = "auto",
                 device: DeviceOpt = "auto", steps: StepsOpt = 5, json_out: JsonOpt = False,
-                compare: Annotated[bool, typer.Option("--compare", help="Also time the plain fp32 eager model, "
-                                                      "interleaved with ours (CPU), and print the ratio.")] = False) -> None:
+                compare: CompareOpt = False) -> None:
     """Inference throughput: the batched prediction `samplecnn evaluate`, `tag`, `embed` and `extract` run
     (batch norm folded, the fastest backend measured on this machine)."""
-    if not compare:
-        _run("infer", model, batch_size, precision, device, steps, json_out)
+    if compare:
+        _compare("infer", model, batch_size, precision, steps, json_out)
         return
-    from samplecnn_cli.bench import bench_infer_vs_plain
-
-    result = bench_infer_vs_plain(model, batch_size=batch_size, precision=precision, steps=max(1, steps // 2))
-    if json_out:
-        print_json(result)
-        return
-    console.print(f"infer {result['model']}: ours {result['ours_segments_per_second']:,.1f} segments/s "
-                  f"({result['backend']} {result['precision']}) vs plain fp32 eager "
-                  f"{result['plain_fp32_segments_per_second']:,.1f}: [bold]{result['speedup']:.2f}x[/] "
-                  f"(batch {result['batch_size']}, {result['threads']} threads, max score difference "
-                  f"{result['max_score_difference']:.1e})", highlight=False)
+    _run("infer", model, batch_size, precision, device, steps, json_out)
 
 
 @app.command("data")

@@ -36,17 +36,24 @@ class _Module(nn.Module):
         super().__init__()
         conv = module.conv
         k = conv.kernel_size[0]
-        # "same" padding: odd filters pad k//2 both sides; even ones one more on the right (as ConvModule)
-        self.pad = ((k - 1) // 2, k // 2)
-        self.conv = nn.Conv2d(conv.in_channels, conv.out_channels, (1, k))
+        # "same" padding as ConvModule: odd filters pad k//2 both sides (inside the conv, no copy);
+        # even ones one more on the right (an explicit pad)
+        self.pad = None if k % 2 else ((k - 1) // 2, k // 2)
+        self.conv = nn.Conv2d(conv.in_channels, conv.out_channels, (1, k), padding=(0, k // 2) if k % 2 else 0)
         with torch.no_grad():
             self.conv.weight.copy_(conv.weight.unsqueeze(2))
             self.conv.bias.copy_(conv.bias)
         self.pool = module.pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, (self.pad[0], self.pad[1], 0, 0)) if self.pad != (0, 0) else x
-        return F.relu(F.max_pool2d(self.conv(x), (1, self.pool)))
+        if self.pad is not None:
+            x = F.pad(x, (self.pad[0], self.pad[1], 0, 0))
+        y = self.conv(x)  # (B, C, 1, T), channels-last: memory is (B, T, C)
+        channels, length = y.shape[1], y.shape[3] // self.pool * self.pool
+        # max-pool as a max over a (T/p, p, C) view of that memory: no index tensor, one pass
+        rows = y.permute(0, 2, 3, 1)[:, 0, :length].reshape(-1, length // self.pool, self.pool, channels)
+        pooled = rows.amax(dim=2).relu_()  # (B, T/p, C)
+        return pooled.unsqueeze(1).permute(0, 3, 1, 2)  # back to (B, C, 1, T/p), channels-last
 
 
 class SamplePlan(nn.Module):
@@ -70,7 +77,8 @@ class SamplePlan(nn.Module):
     def forward(self, x: torch.Tensor):
         batch = x.shape[0]
         frames = x.reshape(batch, -1, self.frame)  # (B, T, k): non-overlapping frames
-        h = F.relu(torch.matmul(frames, self.front_weight) + self.front_bias)  # (B, T, C)
+        h = torch.addmm(self.front_bias, frames.reshape(-1, self.frame), self.front_weight)
+        h = h.view(batch, -1, h.shape[-1]).relu_()  # (B, T, C)
         h = h.transpose(1, 2).unsqueeze(2)  # (B, C, 1, T) with channels-last strides, no copy
         outputs = [h]
         for block in self.blocks:
