@@ -4,7 +4,7 @@ for it, read cold.
     .venv/bin/python benchmarks/bench_data.py --gb 8 --out /tmp/bench-store [--drop-caches] [--workers 0,1,2]
 
 Writes train.h5 (30-s clips of random int16 at 16 kHz, written as `samplecnn preprocess` writes them:
-chunked raw int16) once, then, with --drop-caches (root only), empties the page cache before each
+chunked raw int16) once, then, with --drop-caches, evicts the store from the page cache before each
 worker count so every segment read goes to the disk, and prints the JSON of `samplecnn bench data`
 with the machine's memory and load beside it.
 """
@@ -42,9 +42,16 @@ def make_store(out: Path, gigabytes: float) -> Path:
     return out
 
 
-def drop_caches() -> None:
+def drop_caches(store: Path) -> None:
+    """Evict the store's pages from the page cache (posix_fadvise DONTNEED: no root needed, and only
+    this file's pages go, so the rest of the machine keeps its cache)."""
     os.sync()
-    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    for path in store.glob("*.h5"):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
 
 
 def main() -> None:
@@ -59,7 +66,7 @@ def main() -> None:
     rows = []
     for w in args.workers.split(","):
         if args.drop_caches:
-            drop_caches()
+            drop_caches(store)
         out = subprocess.run([sys.executable, "-m", "samplecnn_cli", "bench", "data", str(store), "--workers", w,
                               "--batches", str(args.batches), "--json"], check=True, capture_output=True, text=True)
         rows.append(json.loads(out.stdout))
