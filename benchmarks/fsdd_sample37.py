@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--model", default="sample-3^7")
     parser.add_argument("--epochs", type=int, default=None, help="cap (default: the paper's schedule decides)")
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--recipe", default="paper", help="train --recipe (default: the paper's, as documented)")
     args = parser.parse_args()
     if not (args.fsdd / "labels.csv").is_file():
         sys.exit(f"FSDD not found at {args.fsdd}")
@@ -50,7 +51,9 @@ def main() -> None:
     if args.epochs:
         train += ["--epochs", str(args.epochs)]
     if (run / "config.toml").is_file():
-        train.append("--resume")
+        train.append("--resume")  # the run's own recipe, from its config
+    else:
+        train += ["--recipe", args.recipe]
     cli(*train)
     times["train_wall_seconds"] = round(time.perf_counter() - began, 1)
 
