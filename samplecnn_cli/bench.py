@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from samplecnn_cli.memory import tune_allocator
+from samplecnn_cli.memory import allocator_state, tune_allocator
 
 
 def bench(mode: str, model_name: str, *, batch_size: int = 23, precision: str = "auto", device: str = "auto",
@@ -77,7 +77,7 @@ def bench(mode: str, model_name: str, *, batch_size: int = 23, precision: str = 
         "gflop_per_step": round(flops / 1e9, 3), "achieved_gflops": round(achieved, 1),
         "matmul_peak_gflops": peak,
         "fraction_of_peak": round(achieved / peak["bf16" if precision == "bf16" else "fp32"], 3),
-        "allocator": tune_allocator(),
+        "allocator": allocator_state(),
         **({"backend": choice.backend} if mode == "infer" else {}),
     }
 

@@ -3,10 +3,11 @@
 Why: glibc serves every allocation above its mmap threshold (at most 32 MB by default) with a fresh
 mmap and unmaps it on free. A SampleCNN activation at batch 23 is ~230 MB, so each layer of each batch
 page-faults and zero-fills its output anew: on a 2-core VM that doubled the time of a plain fp32
-forward pass (benchmarks/bench_train_infer.py; figures in docs/performance.md). Serving large blocks
+forward pass (`samplecnn bench infer --compare`; figures in docs/performance.md). Serving large blocks
 from the heap and not trimming it lets the next batch reuse the same pages; one arena for all threads
-keeps that heap from being kept once per thread (peak RSS of a 1,000-file tag run: flat). Transparent huge pages for
-PyTorch's CPU allocator (THP_MEM_ALLOC_ENABLE) cut TLB misses on those buffers where the kernel allows.
+keeps that heap from being kept once per thread (the RSS of a 1,000-file tag run stays flat).
+Transparent huge pages for PyTorch's CPU allocator (THP_MEM_ALLOC_ENABLE) cut TLB misses on those
+buffers where the kernel allows.
 
 Cost: the process keeps its peak heap until it exits (peak RSS is unchanged; RSS no longer falls
 between batches). `SAMPLECNN_ALLOCATOR=system` turns all of it off.
@@ -43,6 +44,11 @@ def tune_allocator() -> dict:
             applied["huge_pages"] = os.environ["THP_MEM_ALLOC_ENABLE"] == "1" and "torch" not in sys.modules
     _state["applied"] = applied
     return applied
+
+
+def allocator_state() -> dict:
+    """What tune_allocator applied in this process (nothing yet: both False)."""
+    return dict(_state["applied"] or {"heap_reuse": False, "huge_pages": False})
 
 
 def plain_environment(env: dict | None = None) -> dict:
