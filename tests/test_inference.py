@@ -87,6 +87,15 @@ def test_choice_is_measured_once_then_cached(tmp_path):
     assert explicit.batch_size == 3
 
 
+def test_a_new_backends_revision_measures_again(tmp_path, monkeypatch):
+    model = trained_like("sample-3^3", num_outputs=3, sample_rate=8000)
+    choose(model, precision="fp32", device="cpu")
+    monkeypatch.setattr(backend, "BACKENDS_REVISION", backend.BACKENDS_REVISION + "-next")
+    _, after_change = choose(model, precision="fp32", device="cpu")
+    assert after_change.measured is not None  # the old choice is not trusted for changed code
+    assert len(json.loads((tmp_path / "cache.json").read_text())) == 2
+
+
 def test_auto_precision_never_offers_bf16_without_native_support(monkeypatch):
     model = trained_like("sample-3^3", num_outputs=3, sample_rate=8000)
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")

@@ -32,6 +32,9 @@ from samplecnn_cli.inference.plan import SamplePlan, supports_plan
 BACKENDS = ("eager", "plan", "plan-jit")
 BATCH_CANDIDATES = (4, 8, 16, 32)  # beyond 32 windows the activations outgrow the caches; see docs
 CACHE_ENV = "SAMPLECNN_INFERENCE_CACHE"  # path of the JSON cache; "off" disables it
+# Bump when a backend's code changes speed (plan.py, fold.py): choices measured on the old code are
+# then measured again instead of being trusted.
+BACKENDS_REVISION = "2"
 
 
 @dataclass(frozen=True)
@@ -111,9 +114,9 @@ def _cache_path() -> Path | None:
 
 def machine_key(model: nn.Module, precision: str, device: torch.device) -> str:
     """What the measurement depends on: the CPU as PyTorch sees it (ISA level, forced-ISA env vars),
-    thread count, torch version, the model's architecture and the requested precision."""
+    thread count, torch version, the backends' revision, the model's architecture and the precision."""
     arch = f"{type(model).__name__}:{getattr(model, 'name', '')}:{model.input_samples}:{model.num_outputs}"
-    parts = [torch.__version__, str(device), torch.backends.cpu.get_cpu_capability(),
+    parts = [torch.__version__, BACKENDS_REVISION, str(device), torch.backends.cpu.get_cpu_capability(),
              os.environ.get("ONEDNN_MAX_CPU_ISA", ""), str(torch.get_num_threads()), _cpu_flags(), arch, precision]
     if device.type == "cuda":
         parts.append(torch.cuda.get_device_name(device))
