@@ -142,13 +142,12 @@ class SegmentLoader:
     def __init__(self, dataset: SegmentDataset, batch_sampler, workers: int = 0, pin_memory: bool = False):
         self.dataset, self.batch_sampler = dataset, batch_sampler
         self.workers, self.pin_memory = int(workers), bool(pin_memory)
-        self._reads = None
 
     def __len__(self) -> int:
         return len(self.batch_sampler)
 
-    def _read(self, indices):
-        return self.dataset.read_batch(list(indices), self.pin_memory, self._reads.map if self._reads else map)
+    def _read(self, indices, map_reads=map):
+        return self.dataset.read_batch(list(indices), self.pin_memory, map_reads)
 
     def __iter__(self):
         if self.workers == 0:
@@ -159,17 +158,13 @@ class SegmentLoader:
         # 118 KB read is latency-bound, so depth, not CPU, sets the rate of a store read cold.
         with ThreadPoolExecutor(self.workers, thread_name_prefix="segments") as pool, \
                 ThreadPoolExecutor(self.workers * READS_IN_FLIGHT, thread_name_prefix="reads") as reads:
-            self._reads = reads
-            try:
-                pending = deque(pool.submit(self._read, b) for b in itertools.islice(batches, 2 * self.workers))
-                while pending:
-                    batch = pending.popleft().result()
-                    following = next(batches, None)
-                    if following is not None:
-                        pending.append(pool.submit(self._read, following))
-                    yield batch
-            finally:
-                self._reads = None
+            pending = deque(pool.submit(self._read, b, reads.map) for b in itertools.islice(batches, 2 * self.workers))
+            while pending:
+                batch = pending.popleft().result()
+                following = next(batches, None)
+                if following is not None:
+                    pending.append(pool.submit(self._read, following, reads.map))
+                yield batch
 
 
 def segment_loader(dataset: SegmentDataset, *, batch_size: int, shuffle: bool, seed: int = 0,
