@@ -1,14 +1,20 @@
-"""Learning quality on real data, through the CLI: N seeds per dataset and precision, test accuracy mean ± std.
+"""Learning quality on real data, through the CLI: N seeds per dataset and precision, test metric mean ± std,
+beside a plain 40-line AdamW loop of the same layers on the same store, seeds and epochs (plain_loop.py).
 
     .venv/bin/python benchmarks/learning_quality.py [--seeds 0,1,2] [--precisions auto,fp32]
         [--datasets philharmonia,fsdd] [--work /tmp/samplecnn-lq] [--train-args "--recipe paper"]
+        [--labels labels-multilabel.csv] [--loops toolkit,plain]
 
 Datasets (read from ../shared/data; never copied into the project):
 - philharmonia: the Philharmonia stand-in (16 instruments, 852 train / 268 test MP3 clips; `preprocess folder`
   carves a stratified 10% of train as validation), 8 kHz, sample-3-3-3-3-2-2-4-4-2-2, 15 epochs.
 - fsdd: Free Spoken Digit Dataset (official split, 2,700 train / 300 test), 8 kHz, sample-3^7, 10 epochs.
 Every choice is made on validation data inside `samplecnn train`; test is evaluated once per finished run.
-A rerun with the same --work reuses finished runs. Prints one JSON object; `samplecnn report` over all runs
+The metric is test accuracy for a single-label labels file, macro ROC-AUC for a multi-label one
+(`--labels labels-multilabel.csv`: the Philharmonia stand-in's 29 tags; its runs go to WORK/philharmonia-
+labels-multilabel). The plain loop (benchmarks/plain_loop.py: AdamW 1e-3, weight decay 0.01, cosine, batch
+23, grid segments of train + valid, the last epoch's weights) runs on the same store; `--loops toolkit` or
+`--loops plain` runs one side. A rerun with the same --work reuses finished runs (and plain-loop results). Prints one JSON object; `samplecnn report` over all runs
 (training curves, confusion matrices) is written to WORK/report.
 """
 
@@ -49,6 +55,7 @@ def cpu_kind() -> str:
 
 
 def train_and_test(store: Path, run: Path, spec: dict, seed: int, precision: str, extra: list[str]) -> dict:
+    """A toolkit run (trained unless finished) and its test metric."""
     if not (run / "summary.json").is_file():
         args = ["train", spec["model"], "--data", str(store), "--out", str(run), "--epochs", str(spec["epochs"]),
                 "--seed", str(seed), "--precision", precision, *extra]
@@ -57,16 +64,34 @@ def train_and_test(store: Path, run: Path, spec: dict, seed: int, precision: str
     summary = json.loads((run / "summary.json").read_text())
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     ratios = [r["valid_loss"] / r["train_loss"] for r in rows if r.get("train_loss")]
-    return {"seed": seed, "test_accuracy": metrics["accuracy"], "epochs": summary.get("epochs"),
+    name = "accuracy" if metrics.get("task") == "multiclass" else "roc_auc"
+    return {"seed": seed, f"test_{name}": metrics[name], "epochs": summary.get("epochs"),
+            "best_epoch": summary.get("best_epoch"),
             "minutes": round(summary["total_seconds"] / 60, 2), "max_valid_over_train_loss": round(max(ratios), 2),
             "precision": json.loads((run / "env.json").read_text()).get("precision"), "run": str(run)}
 
 
+def plain_loop(store: Path, out: Path, spec: dict, seed: int, precision: str) -> dict:
+    """The plain loop's result on `store` (run unless `out` holds it already)."""
+    if not out.is_file():
+        args = [sys.executable, str(ROOT / "benchmarks" / "plain_loop.py"), str(store), "--seed", str(seed),
+                "--epochs", str(spec["epochs"]), "--precision", precision]
+        print("$ " + shlex.join(args[1:]), file=sys.stderr, flush=True)
+        done = subprocess.run(args, check=True, text=True, stdout=subprocess.PIPE)
+        out.write_text(done.stdout)
+    return {**json.loads(out.read_text()), "result": str(out)}
+
+
+def metric_name(results: list[dict]) -> str:
+    return "test_accuracy" if "test_accuracy" in results[0] else "test_roc_auc"
+
+
 def summarise(results: list[dict]) -> dict:
-    accs = [r["test_accuracy"] for r in results]
+    name = metric_name(results)
+    accs = [r[name] for r in results]
     mins = [r["minutes"] for r in results]
-    return {"test_accuracy_mean": round(statistics.mean(accs), 4),
-            "test_accuracy_std": round(statistics.stdev(accs), 4) if len(accs) > 1 else 0.0,
+    return {f"{name}_mean": round(statistics.mean(accs), 4),
+            f"{name}_std": round(statistics.stdev(accs), 4) if len(accs) > 1 else 0.0,
             "minutes_mean": round(statistics.mean(mins), 2), "minutes_max": round(max(mins), 2), "runs": results}
 
 
@@ -77,28 +102,46 @@ def main() -> None:
     parser.add_argument("--datasets", default="philharmonia,fsdd")
     parser.add_argument("--work", type=Path, default=Path("/tmp/samplecnn-lq"))
     parser.add_argument("--train-args", default="", help="extra `samplecnn train` options, e.g. '--recipe paper'")
+    parser.add_argument("--labels", default="labels.csv", help="the dataset's labels file (philharmonia: "
+                        "labels.csv, single-label, or labels-multilabel.csv, 29 tags)")
+    parser.add_argument("--loops", default="toolkit,plain", help="toolkit (samplecnn train), plain "
+                        "(benchmarks/plain_loop.py) or both")
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args()
     extra = shlex.split(args.train_args)
+    loops = args.loops.split(",")
     out = {"cpu": cpu_kind(), "train_args": extra, "load_before": os.getloadavg()[0], "results": {}}
     all_runs = []
-    for name in args.datasets.split(","):
-        spec = DATASETS[name]
-        if not (spec["root"] / "labels.csv").is_file():
-            out["results"][name] = {"skipped": f"{spec['root']} not found"}
+    for dataset in args.datasets.split(","):
+        spec = DATASETS[dataset]
+        labels = spec["root"] / args.labels
+        if not labels.is_file():
+            out["results"][dataset] = {"skipped": f"{labels} not found"}
             continue
+        name = dataset if args.labels == "labels.csv" else f"{dataset}-{labels.stem}"
         store = args.work / name / "store"
         if not (store / "train.h5").is_file():
-            cli("preprocess", "folder", "--root", str(spec["root"]), "--sr", "8000", "--out", str(store))
+            cli("preprocess", "folder", "--root", str(spec["root"]), "--labels", str(labels), "--sr", "8000",
+                "--out", str(store))
         for precision in args.precisions.split(","):
             began = time.perf_counter()
-            results = [train_and_test(store, args.work / name / f"{precision}-seed{seed}", spec, int(seed),
-                                      precision, extra) for seed in args.seeds.split(",")]
-            all_runs += [r["run"] for r in results]
-            out["results"][f"{name}/{precision}"] = {"model": spec["model"], "epochs": spec["epochs"],
-                                                     **summarise(results),
-                                                     "wall_minutes": round((time.perf_counter() - began) / 60, 2),
-                                                     **{k: spec[k] for k in ("plain_script", "target") if k in spec}}
+            seeds = [int(seed) for seed in args.seeds.split(",")]
+            entry = {"model": spec["model"], "epochs": spec["epochs"], "labels": args.labels}
+            if "toolkit" in loops:
+                results = [train_and_test(store, args.work / name / f"{precision}-seed{seed}", spec, seed,
+                                          precision, extra) for seed in seeds]
+                all_runs += [r["run"] for r in results]
+                entry.update(summarise(results))
+            if "plain" in loops:
+                plain = [plain_loop(store, args.work / name / f"plain-{precision}-seed{seed}.json", spec, seed,
+                                    precision) for seed in seeds]
+                entry["plain_loop"] = summarise(plain)
+                if "toolkit" in loops:
+                    metric = metric_name(plain)
+                    entry["toolkit_minus_plain"] = round(entry[f"{metric}_mean"] - entry["plain_loop"][f"{metric}_mean"], 4)
+            entry["wall_minutes"] = round((time.perf_counter() - began) / 60, 2)
+            out["results"][f"{name}/{precision}"] = {**entry, **{k: spec[k] for k in ("plain_script", "target")
+                                                                  if k in spec}}
     out["load_after"] = os.getloadavg()[0]
     if all_runs and not args.no_report:
         cli("report", *all_runs, "--out", str(args.work / "report"), "--title", "Learning quality")

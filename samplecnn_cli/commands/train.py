@@ -45,6 +45,17 @@ def train(
     sampling: Annotated[str | None, typer.Option("--sampling", help="grid: the same non-overlapping segments "
                                                  "every epoch (paper); random: segments at random offsets "
                                                  "of long clips every epoch.")] = None,
+    select: Annotated[str | None, typer.Option("--select", help="Which weights become best.pt (what evaluate, "
+                                               "tag and export use): best (the epoch with the lowest "
+                                               "validation loss), last (the final epoch) or swa (the mean of "
+                                               "the last --swa-epochs epochs' weights, batch norm "
+                                               "recomputed; step or cosine schedule).")] = None,
+    swa_epochs: Annotated[int, typer.Option("--swa-epochs", help="--select swa: how many final epochs "
+                                            "are averaged.")] = 5,
+    train_splits: Annotated[str | None, typer.Option("--train-splits", help="Splits to train on: train, or "
+                                                     "train,valid (all labelled clips; validation is still "
+                                                     "reported on valid, but is then no held-out signal: use "
+                                                     "--select last or swa).")] = None,
     precision: Annotated[str, typer.Option("--precision", "-p", help="fp32, bf16, fp16 (CUDA only) or auto "
                                            "(bf16 where the hardware runs it natively).")] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
@@ -73,6 +84,8 @@ def train(
     run_dir = train_run(model=model, data=data, dataset=dataset, out=out, recipe=recipe, epochs=epochs,
                         batch_size=batch_size, lr=lr, schedule=schedule, lr_steps=steps, warmup_epochs=warmup_epochs,
                         patience=patience, optimizer=optimizer, weight_decay=weight_decay, sampling=sampling,
+                        select=select, swa_epochs=swa_epochs,
+                        train_splits=train_splits.split(",") if train_splits else None,
                         precision=precision, device=device, workers=workers, seed=seed, resume=resume,
                         dropout=dropout)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone reports

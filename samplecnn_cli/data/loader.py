@@ -96,6 +96,44 @@ class SegmentDataset(Dataset):
         return int(np.random.default_rng((self.seed, self.epoch, item)).integers(0, spare + 1))
 
 
+class JoinedSegments(Dataset):
+    """Several SegmentDatasets as one (e.g. train + valid for `--train-splits train,valid`): items of
+    the first, then of the next...; clip numbers run on across the parts, so they stay distinct."""
+
+    def __init__(self, parts: list[SegmentDataset]):
+        self.parts = list(parts)
+        self.input_samples = self.parts[0].input_samples
+        self.starts = np.cumsum([0] + [len(d) for d in self.parts])
+        self.clip_starts = np.cumsum([0] + [len(d.split) for d in self.parts])
+
+    def set_epoch(self, epoch: int) -> None:
+        for part in self.parts:
+            part.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getitem__(self, i: int):
+        segments, labels, clips = self.read_batch([i])
+        return segments[0], labels[0], int(clips[0])
+
+    def __getitems__(self, indices: list[int]):
+        return self.read_batch(indices)
+
+    def read_batch(self, indices: list[int], pin: bool = False, map_reads=map):
+        indices = np.asarray(indices, np.int64)
+        which = np.searchsorted(self.starts, indices, side="right") - 1
+        batch = _batch_tensor(len(indices), self.input_samples, pin)
+        labels = torch.empty(len(indices), self.parts[0].labels.shape[1])
+        clips = torch.empty(len(indices), dtype=torch.int64)
+        for k, part in enumerate(self.parts):
+            rows = torch.from_numpy(np.flatnonzero(which == k))
+            if len(rows):
+                x, y, c = part.read_batch((indices[rows.numpy()] - self.starts[k]).tolist(), False, map_reads)
+                batch[rows], labels[rows], clips[rows] = x, y, c + int(self.clip_starts[k])
+        return batch, labels, clips
+
+
 def _batch_tensor(rows: int, samples: int, pin: bool = False) -> torch.Tensor:
     """An empty float32 (rows, samples) batch; pinned (page-locked, from PyTorch's caching host
     allocator, so reused) when it is bound for a GPU with a non-blocking copy."""

@@ -16,6 +16,8 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULES = ("plateau", "step", "cosine")
 SAMPLINGS = ("grid", "random")
 OPTIMIZERS = ("sgd", "adamw")
+SELECTS = ("best", "last", "swa")  # which weights become best.pt (what evaluate/tag/export use)
+TRAIN_SPLITS = ("train", "valid")
 DEVICES = ("auto", "cpu", "cuda")
 # chosen on the machine that runs the job, so a resumed run takes them from the command line
 MACHINE_FIELDS = ("device", "workers")
@@ -40,6 +42,12 @@ class TrainConfig:
     warmup_epochs: int = 0  # step/cosine: epochs of linear lr warm-up
     optimizer: str = "sgd"  # sgd (Nesterov, `momentum`) | adamw
     sampling: str = "grid"  # grid: the paper's fixed non-overlapping segments | random offsets every epoch
+    # best: the epoch with the lowest validation loss | last: the final epoch's weights | swa: the mean of
+    # the last `swa_epochs` epochs' weights, batch-norm statistics recomputed on the training segments
+    select: str = "best"
+    swa_epochs: int = 5
+    # the splits trained on; ["train", "valid"]: validation is still reported, but is no longer held out
+    train_splits: list = field(default_factory=lambda: ["train"])
     precision: str = "auto"  # auto = bf16 where the hardware has fast bf16, else fp32
     device: str = "auto"
     workers: int | None = None  # segment reader threads; None = 0 on CPU (read in the loop), 8 on CUDA
@@ -71,6 +79,14 @@ class TrainConfig:
             raise UsageError(f"the {self.schedule} schedule needs --epochs (it sets the lr by epoch)")
         if self.warmup_epochs < 0 or any(int(s) < 1 for s in self.lr_steps):
             raise UsageError("--warmup-epochs must be >= 0 and --lr-steps epochs >= 1")
+        if self.select not in SELECTS:
+            raise UsageError(f"unknown --select '{self.select}'", hint=f"use one of: {', '.join(SELECTS)}")
+        if self.select == "swa" and (self.schedule == "plateau" or not 1 <= self.swa_epochs <= self.epochs):
+            raise UsageError("--select swa needs a step or cosine schedule and 1 <= --swa-epochs <= --epochs",
+                             hint="the average covers the schedule's last --swa-epochs epochs")
+        splits = list(self.train_splits)
+        if "train" not in splits or any(s not in TRAIN_SPLITS for s in splits) or len(set(splits)) != len(splits):
+            raise UsageError(f"--train-splits must be train or train,valid, not '{','.join(map(str, splits))}'")
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise UsageError(f"unknown device '{self.device}'", hint="use auto, cpu or cuda")
         return self
@@ -94,9 +110,10 @@ class TrainConfig:
 # "default": chosen by measurement on small real datasets (docs/training.md, issue 10's note).
 RECIPES: dict[str, dict] = {
     "paper": {"schedule": "plateau", "sampling": "grid", "optimizer": "sgd", "lr": 0.01, "weight_decay": 0.0,
-              "epochs": None, "lr_steps": [], "warmup_epochs": 0},
+              "epochs": None, "lr_steps": [], "warmup_epochs": 0, "select": "best", "train_splits": ["train"]},
     "default": {"schedule": "cosine", "sampling": "random", "optimizer": "adamw", "lr": 0.001,
-                "weight_decay": 0.01, "epochs": 30, "lr_steps": [], "warmup_epochs": 0},
+                "weight_decay": 0.01, "epochs": 30, "lr_steps": [], "warmup_epochs": 0, "select": "best",
+                "train_splits": ["train"]},
 }
 
 
@@ -120,4 +137,8 @@ def describe(cfg: TrainConfig) -> str:
         lr = f"lr {cfg.lr:g} cosine to 1% over {cfg.epochs} epochs"
     warm = f", {cfg.warmup_epochs} warm-up epoch(s)" if cfg.warmup_epochs else ""
     segments = "fixed non-overlapping segments" if cfg.sampling == "grid" else "segments at random offsets each epoch"
-    return f"{opt}; {lr}{warm}; {segments}"
+    if "valid" in cfg.train_splits:
+        segments += " of train + valid (validation not held out)"
+    select = {"best": "", "last": "; the last epoch's weights",
+              "swa": f"; the mean of the last {cfg.swa_epochs} epochs' weights (batch norm recomputed)"}[cfg.select]
+    return f"{opt}; {lr}{warm}; {segments}{select}"

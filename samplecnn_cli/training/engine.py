@@ -154,14 +154,15 @@ class MetricsHook(Hook):
 
 
 class CheckpointHook(Hook):
-    """best.pt when validation improved; last.pt (the whole state) at the end, and after every epoch
-    when the run can be resumed (`every_epoch`)."""
+    """best.pt when validation improved (unless `write_best` is off: another hook chooses best.pt);
+    last.pt (the whole state) at the end, and after every epoch when the run can be resumed (`every_epoch`)."""
 
-    def __init__(self, run_dir: runs.RunDir, save: dict, every_epoch: bool = True):
+    def __init__(self, run_dir: runs.RunDir, save: dict, every_epoch: bool = True, write_best: bool = True):
         self.run_dir, self.save, self.every_epoch = run_dir, save, every_epoch  # save: the model's description
+        self.write_best = write_best
 
     def epoch(self, state, result):
-        if result.improved:
+        if result.improved and self.write_best:
             runs.save_checkpoint(self.run_dir.best, state_dict=state.best,
                                  extra={"epoch": result.epoch, "valid_loss": result.valid["loss"]}, **self.save)
         if self.every_epoch:

@@ -27,6 +27,8 @@ class TrainState:
     seconds: float = 0.0
     stop_reason: str | None = None
     best: dict = field(default_factory=dict)  # the best weights so far (a copy of a state_dict)
+    average: dict = field(default_factory=dict)  # --select swa: the running mean of epochs' weights
+    averaged_epochs: list = field(default_factory=list)  # the epochs in `average`
 
     def __post_init__(self):
         self.optimizer = self.new_optimizer(self.model, self.schedule.lr)
@@ -35,6 +37,20 @@ class TrainState:
 
     def keep_best(self) -> None:
         self.best = copy.deepcopy(self.model.state_dict())
+
+    def add_to_average(self) -> None:
+        """Fold the current weights into `average` (floating-point entries; integer buffers: the latest)."""
+        weights = self.model.state_dict()
+        n = len(self.averaged_epochs) + 1
+        if n == 1:
+            self.average = {k: v.detach().clone() for k, v in weights.items()}
+        else:
+            for k, v in weights.items():
+                if v.is_floating_point():
+                    self.average[k] += (v.detach() - self.average[k]) / n
+                else:
+                    self.average[k] = v.detach().clone()
+        self.averaged_epochs.append(self.epoch)
 
     def reload_best(self) -> None:
         """Back to the best weights with a fresh optimizer at the schedule's (new) lr."""
@@ -46,6 +62,7 @@ class TrainState:
         return {"epoch": self.epoch, "train_seconds": self.seconds, "stop_reason": self.stop_reason,
                 "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
                 "scaler": self.precision.state_dict(), "best_state_dict": self.best,
+                "average_state_dict": self.average, "averaged_epochs": list(self.averaged_epochs),
                 "rng": {"torch": torch.get_rng_state(),
                         "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}}
 
@@ -60,6 +77,8 @@ class TrainState:
         self.stop_reason = state.get("stop_reason")
         if state.get("best_state_dict"):
             self.best = state["best_state_dict"]
+        self.average = state.get("average_state_dict") or {}
+        self.averaged_epochs = list(state.get("averaged_epochs") or [])
         torch.set_rng_state(state["rng"]["torch"])
         device = next(self.model.parameters()).device
         if device.type == "cuda" and state["rng"].get("cuda") is not None:

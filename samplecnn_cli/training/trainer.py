@@ -11,11 +11,13 @@ Where a new training option plugs in: a field of TrainConfig (config.py; written
 read back on --resume), then
   - a schedule: training/schedule.py (the interface is in its docstring), picked in `_schedule`;
   - a validation split carved from train: `_datasets` (it returns the train and valid datasets);
-  - segment sampling (random offsets...): data/loader.py's SegmentDataset, built in `_datasets`.
+  - segment sampling (random offsets...): data/loader.py's SegmentDataset, built in `_datasets`;
+  - which weights become best.pt (--select): CheckpointHook (best) or _SelectHook (last, swa).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass
@@ -26,7 +28,13 @@ import torch
 from rich.console import Console
 
 from samplecnn_cli import runs
-from samplecnn_cli.data.loader import SegmentDataset, epoch_segments, segment_loader, set_epoch
+from samplecnn_cli.data.loader import (
+    JoinedSegments,
+    SegmentDataset,
+    epoch_segments,
+    segment_loader,
+    set_epoch,
+)
 from samplecnn_cli.data.store import Store
 from samplecnn_cli.errors import DataError, RunError, UsageError
 from samplecnn_cli.training import distributed as dist_util
@@ -93,7 +101,7 @@ class Setup:
     store: Store
     net: torch.nn.Module
     model_kwargs: dict
-    train_set: SegmentDataset
+    train_set: SegmentDataset | JoinedSegments
     valid_set: SegmentDataset
     warning: str | None
 
@@ -228,9 +236,13 @@ def _resolved(path: Path) -> Path:
         raise DataError(f"cannot resolve {path}: {exc}") from None
 
 
-def _datasets(store: Store, input_samples: int, cfg: TrainConfig) -> tuple[SegmentDataset, SegmentDataset]:
-    """The training segments (placed by cfg.sampling) and the validation segments (the fixed grid)."""
-    train_set = SegmentDataset(store.split("train"), input_samples, sampling=cfg.sampling, seed=cfg.seed)
+def _datasets(store: Store, input_samples: int, cfg: TrainConfig) -> tuple[SegmentDataset | JoinedSegments,
+                                                                          SegmentDataset]:
+    """The training segments (placed by cfg.sampling; of train, or of train + valid with
+    `--train-splits train,valid`) and the validation segments (the fixed grid)."""
+    parts = [SegmentDataset(store.split(name), input_samples, sampling=cfg.sampling, seed=cfg.seed + 7919 * i)
+             for i, name in enumerate(cfg.train_splits)]
+    train_set = parts[0] if len(parts) == 1 else JoinedSegments(parts)
     return train_set, SegmentDataset(store.split("valid"), input_samples)
 
 
@@ -289,7 +301,7 @@ def _new_state(setup: Setup, precision: Precision) -> TrainState:
 def _fit(setup: Setup, run_dir: runs.RunDir, precision: Precision, info, job: Job) -> Path:
     state = _new_state(setup, precision)
     if job.resume and run_dir.last.is_file():
-        _resume(state, run_dir, info)
+        _resume(state, run_dir, info, repair_best=setup.cfg.select == "best")
         if info.is_main:
             job.console.print(f"Resuming {run_dir.path} after epoch {state.epoch}", highlight=False)
     runner = SegmentRunner(setup, precision, info, job.console)
@@ -298,8 +310,10 @@ def _fit(setup: Setup, run_dir: runs.RunDir, precision: Precision, info, job: Jo
         store = setup.store
         save = dict(model_name=setup.cfg.model, model_kwargs=setup.model_kwargs, label_names=store.label_names,
                     task=store.task, sample_rate=store.sample_rate)
-        hooks = [ConsoleHook(runner.console, run_dir.path), MetricsHook(run_dir), CheckpointHook(run_dir, save),
-                 *hooks]
+        select = setup.cfg.select
+        chosen = [] if select == "best" else [_SelectHook(setup.cfg, run_dir, save, runner)]
+        hooks = [ConsoleHook(runner.console, run_dir.path), MetricsHook(run_dir), *chosen,
+                 CheckpointHook(run_dir, save, write_best=select == "best"), *hooks]
     if state.stop_reason is None:
         runner.announce(run_dir)
     fit(state, runner, hooks, setup.cfg.epochs)
@@ -309,8 +323,9 @@ def _fit(setup: Setup, run_dir: runs.RunDir, precision: Precision, info, job: Jo
     return run_dir.path
 
 
-def _resume(state: TrainState, run_dir: runs.RunDir, info) -> None:
-    """Continue from last.pt (which holds the best weights too); repair a damaged best.pt from it."""
+def _resume(state: TrainState, run_dir: runs.RunDir, info, repair_best: bool = True) -> None:
+    """Continue from last.pt (which holds the best weights too); repair a damaged best.pt from it
+    (`repair_best`; under --select last/swa, _SelectHook rewrites best.pt)."""
     ckpt = runs.load_checkpoint(run_dir.last, map_location=str(state.precision.device))
     state.load_state_dict(ckpt)
     if "best_state_dict" not in ckpt:  # last.pt of an older version: the best weights are in best.pt only
@@ -318,7 +333,7 @@ def _resume(state: TrainState, run_dir: runs.RunDir, info) -> None:
             state.best = runs.load_checkpoint(run_dir.best, str(state.precision.device))["state_dict"]
         except RunError as exc:
             log.warning("%s; the weights of last.pt count as the best so far", exc.message)
-    elif info.is_main and state.schedule.best_epoch and not _readable(run_dir.best):
+    elif repair_best and info.is_main and state.schedule.best_epoch and not _readable(run_dir.best):
         log.warning("%s was damaged: rewritten from last.pt's copy of the best weights", run_dir.best)
         save = {k: ckpt[k] for k in ("label_names", "task", "sample_rate")}
         runs.save_checkpoint(run_dir.best, model_name=ckpt["model"]["name"], model_kwargs=ckpt["model"]["kwargs"],
@@ -334,6 +349,56 @@ def _readable(path: Path) -> bool:
         return True
     except RunError:
         return False
+
+
+class _SelectHook(Hook):
+    """best.pt under --select last or swa (rank 0). After every epoch: the epoch's weights; under swa the
+    epochs of the schedule's last `swa_epochs` are also folded into the state's average (kept in last.pt).
+    At the end, swa: the average, its batch-norm statistics recomputed over one pass of the training
+    segments (averaged weights make the running statistics of any one epoch wrong)."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: runs.RunDir, save: dict, runner: SegmentRunner):
+        self.cfg, self.run_dir, self.save, self.runner = cfg, run_dir, save, runner
+
+    def epoch(self, state, result):
+        cfg = self.cfg
+        if cfg.select == "swa" and result.epoch > cfg.epochs - cfg.swa_epochs \
+                and result.epoch not in state.averaged_epochs:
+            state.add_to_average()
+        self._write(state.model.state_dict(), {"epoch": result.epoch, "select": "last"})
+
+    def end(self, state):
+        if self.cfg.select == "swa" and state.averaged_epochs:
+            model = copy.deepcopy(state.model)
+            model.load_state_dict(state.average)
+            recompute_batch_norm(model, self.runner.loader, state.precision)
+            self._write(model.state_dict(), {"epoch": state.epoch, "select": "swa",
+                                             "averaged_epochs": list(state.averaged_epochs)})
+            log.info("best.pt: the mean of epochs %s, batch norm recomputed", state.averaged_epochs)
+        else:
+            self._write(state.model.state_dict(), {"epoch": state.epoch, "select": "last"})
+
+    def _write(self, weights: dict, extra: dict) -> None:
+        runs.save_checkpoint(self.run_dir.best, state_dict=weights, extra=extra, **self.save)
+
+
+def recompute_batch_norm(model: torch.nn.Module, batches, precision: Precision) -> None:
+    """Batch-norm running statistics of `model` recomputed as the plain mean over `batches` of
+    (inputs, ...) in training mode, without gradients (what torch.optim.swa_utils.update_bn does)."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative mean over the batches
+    was_training = model.training
+    model.train()
+    with torch.no_grad():
+        for batch in batches:
+            with precision.autocast():
+                model(batch[0].to(precision.device, non_blocking=True))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    model.train(was_training)
 
 
 class _BarrierHook(Hook):
