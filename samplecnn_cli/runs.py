@@ -88,13 +88,12 @@ def environment_info(seed: int | None = None) -> dict:
     import numpy
     import sklearn
     import torch
-    import torchaudio
 
     return {
         "samplecnn": __version__,
         "python": sys.version.split()[0],
         "torch": torch.__version__,
-        "torchaudio": torchaudio.__version__,
+        "torchaudio": installed_version("torchaudio"),  # optional; read without loading its library
         "numpy": numpy.__version__,
         "h5py": h5py.__version__,
         "scikit-learn": sklearn.__version__,
@@ -105,6 +104,16 @@ def environment_info(seed: int | None = None) -> dict:
         "command": sys.argv,
         "seed": seed,
     }
+
+
+def installed_version(distribution: str) -> str | None:
+    """The installed version of a distribution, or None; never imports it."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def git_commit() -> str | None:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from samplecnn_cli.models.base import ConvModule, WaveformClassifier, channel_plan, conv_bn_relu
+from samplecnn_cli.models.mel import MelSpectrogram
 
 N_FFT = 729  # 3^6, the paper's FFT size; shorter windows are zero-padded to it
 BANDS = 128
@@ -77,15 +78,11 @@ class MelFrontEnd(nn.Module):
 
     def __init__(self, window: int, hop: int, sample_rate: int):
         super().__init__()
-        import torchaudio
-
         if window > N_FFT:
             raise ValueError(f"mel window {window} is longer than the FFT size {N_FFT}")
         self.hop = hop
-        self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=sample_rate, n_fft=N_FFT, win_length=window, hop_length=hop, n_mels=BANDS,
-            power=1.0, center=False,
-        )
+        self.mel = MelSpectrogram(sample_rate=sample_rate, n_fft=N_FFT, win_length=window, hop_length=hop,
+                                  n_mels=BANDS)
         # Set from the training data by the trainer (set_input_stats); identity until then.
         self.register_buffer("input_mean", torch.zeros(()))
         self.register_buffer("input_std", torch.ones(()))
