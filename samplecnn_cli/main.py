@@ -17,6 +17,7 @@ from samplecnn_cli.commands import (
     compare_features,
     datasets,
     demo,
+    doctor,
     embed,
     evaluate,
     export,
@@ -75,6 +76,7 @@ app.command("report", rich_help_panel="Figures & reports")(report.report)
 app.add_typer(recipe.app, name="recipe", rich_help_panel="Recipes")
 app.command("demo", rich_help_panel="Recipes")(demo.demo)
 app.add_typer(models.app, name="models", rich_help_panel="Models")
+app.command("doctor", rich_help_panel="Setup")(doctor.doctor)
 
 def run() -> None:
     app()

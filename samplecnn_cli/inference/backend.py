@@ -102,7 +102,8 @@ def candidates(model: nn.Module, precision: str, device: torch.device) -> list[t
     return [(b, p) for p in precisions for b in backends]
 
 
-def _cache_path() -> Path | None:
+def cache_path() -> Path | None:
+    """The inference choices cache file (SAMPLECNN_INFERENCE_CACHE, else ~/.cache/samplecnn), or None when off."""
     value = os.environ.get(CACHE_ENV)
     if value == "off":
         return None
@@ -210,7 +211,7 @@ def choose(model: nn.Module, *, precision: str = "auto", device: torch.device | 
         prec = ("bf16" if bf16_native(device) else "fp32") if precision == "auto" else precision
         fast = FastModel(model, backend, prec, device)
         return fast, Choice(fast.backend, prec, batch_size or pick_batch_size(fast, device))
-    path = _cache_path() if use_cache else None
+    path = cache_path() if use_cache else None
     key = machine_key(model, precision, device)
     cached = _read_cache(path).get(key)
     measured = None
