@@ -127,7 +127,7 @@ def test_frame_mel_gets_training_spectrogram_stats_in_its_checkpoint(tmp_path):
     run = train(model="frame-mel-729", data=store, out=tmp_path / "r", epochs=1, precision="fp32", device="cpu",
                 batch_size=3)
     config = tomllib.loads((run / "config.toml").read_text())
-    assert config["input_stats"]["segments"] == 3
+    assert config["input_stats"]["segments"] == 5  # the default recipe trains on train + valid: 3 + 2 clips
     state = runs.load_checkpoint(run / "checkpoints" / "last.pt")["state_dict"]
     assert state["front.input_mean"].item() == pytest.approx(config["input_stats"]["mean"], rel=1e-5)
     assert state["front.input_std"].item() == pytest.approx(config["input_stats"]["std"], rel=1e-5)

@@ -431,10 +431,11 @@ class SegmentRunner:
 
     def announce(self, run_dir: runs.RunDir) -> None:
         s, net, info = self.setup, self.setup.net, self.info
+        seen = " from train + valid: validation figures are not held out" if "valid" in s.cfg.train_splits else ""
         if info.is_main:
             self.console.print(
                 f"Training {s.cfg.model} ({net.num_params():,} params) on {s.store.directory} "
-                f"({len(s.train_set):,} training segments of {net.input_samples:,} samples), "
+                f"({len(s.train_set):,} training segments of {net.input_samples:,} samples{seen}), "
                 f"{self.precision.device.type}, {self.precision.name}, batch {s.cfg.batch_size}"
                 f"{f' ({info.world_size} processes)' if info.enabled else ''} -> {run_dir.path}", highlight=False)
 
