@@ -38,7 +38,7 @@ bench: $(VENV)/.installed
 
 ## lock: re-resolve requirements.lock from pyproject.toml's ranges (newest versions), every platform, with hashes
 lock: $(VENV)/.installed
-	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --generate-hashes \
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra torchaudio --universal --python-version 3.11 --generate-hashes \
 		--custom-compile-command "make lock" -o $(LOCK)
 
 clean-venv:
