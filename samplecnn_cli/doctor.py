@@ -15,17 +15,17 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 
 from samplecnn_cli import __version__
+from samplecnn_cli.runs import installed_version as _version
 
 # distribution -> (import check run in a child process, required by samplecnn?)
 PACKAGES: dict[str, tuple[str, bool]] = {
     "torch": ("import torch; torch.nn.functional.conv1d(torch.ones(1, 1, 9), torch.ones(1, 1, 3))", True),
     "numpy": ("import numpy; numpy.linalg.svd(numpy.ones((3, 3)))", True),
     "h5py": ("import h5py, io; h5py.File(io.BytesIO(), 'w').create_dataset('x', data=[1])", True),
-    "soundfile": ("import soundfile; soundfile.available_formats()", True),
+    "soundfile": ("import soundfile; assert 'MP3' in soundfile.available_formats(), 'libsndfile without MP3'", True),
     "soxr": ("import soxr, numpy; soxr.resample(numpy.zeros(800, 'float32'), 8000, 16000)", True),
     "scikit-learn": ("from sklearn.metrics import roc_auc_score; roc_auc_score([0, 1], [0.1, 0.9])", True),
     "matplotlib": ("import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot", True),
@@ -51,13 +51,6 @@ def run_checks() -> list[Check]:
         checks += cpu_checks() + cuda_checks()
     checks += [ffmpeg_check(), cache_check(), workspace_check()]
     return checks
-
-
-def _version(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _loads(code: str) -> str | None:

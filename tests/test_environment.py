@@ -7,7 +7,6 @@ torch 2.11.0 did not: an undefined symbol in libtorchaudio.so), which no unit te
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -16,31 +15,20 @@ import numpy as np
 import pytest
 import torch
 
+from samplecnn_cli.doctor import PACKAGES
 from samplecnn_cli.models.mel import MelSpectrogram, mel_filterbank
+from samplecnn_cli.runs import installed_version
 
 FIXTURE = Path(__file__).parent / "fixtures" / "torchaudio_mel.npz"
 
-# Each loads a compiled library when imported or first used; run in a child so that a crash is a failure
-# of this test, not of the suite.
-COMPILED = {
-    "torch": "import torch; torch.ones(2) @ torch.ones(2)",
-    "numpy": "import numpy; numpy.linalg.svd(numpy.ones((3, 3)))",
-    "h5py": "import h5py, io; h5py.File(io.BytesIO(), 'w').create_dataset('x', data=[1])",
-    "soundfile": "import soundfile; assert 'MP3' in soundfile.available_formats()",
-    "soxr": "import soxr, numpy; soxr.resample(numpy.zeros(800, 'float32'), 8000, 16000)",
-    "sklearn": "from sklearn.metrics import roc_auc_score; roc_auc_score([0, 1], [0.1, 0.9])",
-    "matplotlib": "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as p; p.figure().savefig('/dev/null', format='png')",
-    "onnxruntime": "import onnxruntime; onnxruntime.get_available_providers()",
-    "torchaudio": "import torchaudio, torch; torchaudio.transforms.MelSpectrogram()(torch.zeros(1, 800))",
-}
-OPTIONAL = {"onnxruntime", "torchaudio"}
 
-
-@pytest.mark.parametrize("module", sorted(COMPILED))
+@pytest.mark.parametrize("module", sorted(PACKAGES))
 def test_compiled_extension_loads(module):
-    if module in OPTIONAL and importlib.util.find_spec(module) is None:
+    """Each check loads the package's compiled library, in a child so that a crash fails this test alone."""
+    code, required = PACKAGES[module]
+    if not required and installed_version(module) is None:
         pytest.skip(f"{module} is optional and not installed")
-    proc = subprocess.run([sys.executable, "-c", COMPILED[module]], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"{module} does not load with torch {torch.__version__}:\n{proc.stderr[-2000:]}"
 
 

@@ -31,7 +31,19 @@ MIN_TRAIN_BATCH = 2  # batch norm in training mode needs more than one value per
 SAMPLINGS = ("grid", "random")
 
 
-class SegmentDataset(Dataset):
+class _BatchReads(Dataset):
+    """Item and batch access through `read_batch(indices)`, which subclasses define."""
+
+    def __getitem__(self, i: int):
+        segments, labels, clips = self.read_batch([i])
+        return segments[0], labels[0], int(clips[0])
+
+    def __getitems__(self, indices: list[int]):
+        """A batch: (segments (B, T), labels (B, L), clip indices (B,))."""
+        return self.read_batch(indices)
+
+
+class SegmentDataset(_BatchReads):
     """Item i = (segment float32 (T,), labels bool as float32 (L,), clip index).
 
     Loaders fetch whole batches (`read_batch`): segments are read from the store file (AudioMap)
@@ -61,14 +73,6 @@ class SegmentDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, i: int):
-        segments, labels, clips = self.read_batch([i])
-        return segments[0], labels[0], int(clips[0])
-
-    def __getitems__(self, indices: list[int]):
-        """A batch: (segments (B, T), labels (B, L), clip indices (B,))."""
-        return self.read_batch(indices)
-
     def read_batch(self, indices: list[int], pin: bool = False, map_reads=map):
         """One batch: (audio (B, T) float32, labels, clip numbers). `map_reads` runs the per-segment
         reads (a thread pool's map keeps several disk reads in flight)."""
@@ -96,7 +100,7 @@ class SegmentDataset(Dataset):
         return int(np.random.default_rng((self.seed, self.epoch, item)).integers(0, spare + 1))
 
 
-class JoinedSegments(Dataset):
+class JoinedSegments(_BatchReads):
     """Several SegmentDatasets as one (e.g. train + valid for `--train-splits train,valid`): items of
     the first, then of the next...; clip numbers run on across the parts, so they stay distinct."""
 
@@ -112,13 +116,6 @@ class JoinedSegments(Dataset):
 
     def __len__(self) -> int:
         return int(self.starts[-1])
-
-    def __getitem__(self, i: int):
-        segments, labels, clips = self.read_batch([i])
-        return segments[0], labels[0], int(clips[0])
-
-    def __getitems__(self, indices: list[int]):
-        return self.read_batch(indices)
 
     def read_batch(self, indices: list[int], pin: bool = False, map_reads=map):
         indices = np.asarray(indices, np.int64)
