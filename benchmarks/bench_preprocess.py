@@ -73,7 +73,7 @@ def _cpu_seconds() -> float:
 
 
 def decode_only(files: list[Path], sample_rate: int) -> float:
-    from samplecnn_cli import audio
+    from samplecnn_cli.data import audio
 
     start = time.perf_counter()
     for path in files:
@@ -89,8 +89,8 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=Path(tempfile.gettempdir()) / "samplecnn-bench-mp3")
     args = parser.parse_args()
 
-    from samplecnn_cli import preprocess as engine
-    from samplecnn_cli.datasets import get_adapter
+    from samplecnn_cli.data import preprocess as preprocessing
+    from samplecnn_cli.data.datasets import get_adapter
 
     corpus = make_corpus(args.corpus, args.files)
     mp3s = sorted((corpus / "mp3").glob("*.mp3"))[: args.files]
@@ -101,8 +101,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cpu0 = _cpu_seconds()
         start = time.perf_counter()
-        result = engine.run(manifest, Path(tmp) / "store",
-                            engine.Settings(sample_rate=args.sr, workers=args.workers, clip_seconds=0))
+        result = preprocessing.run(manifest, Path(tmp) / "store",
+                            preprocessing.Settings(sample_rate=args.sr, workers=args.workers, clip_seconds=0))
         wall = time.perf_counter() - start
         cpu = _cpu_seconds() - cpu0
         store_mb = sum(p.stat().st_size for p in (Path(tmp) / "store").glob("*.h5")) / 1e6

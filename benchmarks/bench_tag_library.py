@@ -37,8 +37,8 @@ LABELS = [f"tag{i}" for i in range(50)]
 
 
 def make_run(folder: Path) -> Path:
-    from samplecnn_cli import runs
-    from samplecnn_cli.registry import create_model
+    from samplecnn_cli.models.registry import create_model
+    from samplecnn_cli.runs import folder as runs
 
     run = folder / "run"
     if (run / "checkpoints" / "best.pt").is_file():
@@ -62,7 +62,7 @@ def plain_loop(run: Path, files: list[Path]) -> tuple[float, dict[str, np.ndarra
     import soundfile as sf
     import soxr
 
-    from samplecnn_cli import runs
+    from samplecnn_cli.runs import folder as runs
 
     model = runs.load_run(run).model.eval()
     size = model.input_samples

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main() -> None:
     import torch
 
-    from samplecnn_cli.registry import create_model
+    from samplecnn_cli.models.registry import create_model
     from samplecnn_cli.viz import filters as F
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

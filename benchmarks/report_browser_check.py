@@ -102,7 +102,7 @@ def check_report(html_path: Path, screenshot: Path | None = None, browser: str |
 def build_demo_report(folder: Path) -> Path:
     """A tiny trained run (synthetic tones), evaluated, its filters visualised, and a report of it."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from samplecnn_cli.evaluation.evaluate import evaluate_run
+    from samplecnn_cli.inference.evaluate import evaluate_run
     from samplecnn_cli.report.build import build_report
     from samplecnn_cli.training.trainer import train
     from samplecnn_cli.viz.visualize import visualize_run

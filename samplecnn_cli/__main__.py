@@ -1,3 +1,3 @@
-from samplecnn_cli.main import run
+from samplecnn_cli.cli.app import run
 
 run()

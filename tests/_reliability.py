@@ -69,7 +69,7 @@ def tree_state(*folders: Path) -> dict[str, tuple]:
 
 def invoke(argv: list[str], cwd: Path):
     """Run the CLI in this process with `cwd` as the current folder (so default outputs land there)."""
-    from samplecnn_cli.main import app
+    from samplecnn_cli.cli.app import app
 
     before = os.getcwd()
     os.chdir(cwd)

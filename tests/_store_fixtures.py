@@ -59,3 +59,11 @@ def train_tiny_run(directory, *, task: str = "multiclass", epochs: int = 2, seed
     store = make_store(directory / "store", task=task, seconds=0.1, seed=seed)
     options = {"precision": "fp32", "device": "cpu", "seed": seed, "recipe": "paper", **options}
     return train(model=TINY_MODEL, data=store, out=directory / "run", epochs=epochs, **options)
+
+
+def segments_of(audio: np.ndarray, input_samples: int) -> np.ndarray:
+    """The tests' own reference cut: a 1-D waveform as (segments, input_samples), a short one zero-padded."""
+    if audio.shape[0] < input_samples:
+        audio = np.pad(audio, (0, input_samples - audio.shape[0]))
+    count = audio.shape[0] // input_samples
+    return np.ascontiguousarray(audio[: count * input_samples].reshape(count, input_samples))

@@ -33,9 +33,9 @@ def inference_sandbox(tmp_path, monkeypatch):
     ~/.cache/samplecnn choices, and time their candidates alike."""
     import torch
 
-    from samplecnn_cli.inference import backend
+    from samplecnn_cli.core.context import CACHE_ENV
 
-    monkeypatch.setenv(backend.CACHE_ENV, str(tmp_path / "cache.json"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache.json"))  # what the CLI's context reads
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from samplecnn_cli import audio
+from samplecnn_cli.data import audio
 from tests._audio_fixtures import need_shared, tone, write_audio, write_corrupt
 
 

@@ -29,7 +29,7 @@ def test_decode_keeps_libmpg123_quiet_but_not_other_stderr(tmp_path):
     assert XING in _stderr_of(f"import soundfile as sf; sf.SoundFile({str(mp3)!r}).close()")
     quiet = _stderr_of(f"""
 import os
-from samplecnn_cli import audio
+from samplecnn_cli.data import audio
 x = audio.decode({str(mp3)!r}, 8000)
 assert abs(x.shape[0] - 24000) < 2500, x.shape
 with audio.quiet_libmpg123():

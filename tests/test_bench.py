@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from samplecnn_cli.main import app
+from samplecnn_cli.cli.app import app
 
 
 @pytest.mark.parametrize("mode", ["train", "infer"])

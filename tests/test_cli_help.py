@@ -6,7 +6,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from samplecnn_cli.main import app
+from samplecnn_cli.cli.app import app
 
 runner = CliRunner()
 WIDTH = {"COLUMNS": "80"}  # not TERMINAL_WIDTH: typer reads that once, at import, for the whole session

@@ -7,7 +7,7 @@ import shlex
 
 from typer.testing import CliRunner
 
-from samplecnn_cli.main import app
+from samplecnn_cli.cli.app import app
 from tests._audio_fixtures import write_audio
 
 runner = CliRunner()
@@ -27,7 +27,7 @@ def test_missing_store_hint_is_a_working_preprocess_command(tmp_path, monkeypatc
     command = re.search(r"`samplecnn ([^`]+)`", hint).group(1).replace("DIR", str(root))
     done = runner.invoke(app, shlex.split(command))
     assert done.exit_code == 0, done.output
-    from samplecnn_cli.workspace import Workspace
+    from samplecnn_cli.runs.workspace import Workspace
 
     assert Workspace.find().find_store("folder", 22050).is_dir()
 

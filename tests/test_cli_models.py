@@ -9,7 +9,7 @@ import sys
 from typer.testing import CliRunner
 
 from samplecnn_cli import __version__
-from samplecnn_cli.main import app
+from samplecnn_cli.cli.app import app
 
 runner = CliRunner()
 
@@ -81,7 +81,7 @@ def test_python_dash_m_and_errors_on_stderr():
 
 
 def test_help_does_not_import_torch():
-    code = "import sys; from samplecnn_cli.main import app; print('torch' in sys.modules)"
+    code = "import sys; from samplecnn_cli.cli.app import app; print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == "False", proc.stderr
 
@@ -91,7 +91,7 @@ def _table_words(text: str) -> set[str]:
 
 
 def test_models_list_is_readable_at_80_columns():
-    from samplecnn_cli.registry import list_models, model_info
+    from samplecnn_cli.models.registry import list_models, model_info
 
     result = runner.invoke(app, ["models", "list"], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output

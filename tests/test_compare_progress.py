@@ -8,9 +8,10 @@ import h5py
 import numpy as np
 from typer.testing import CliRunner
 
+from samplecnn_cli.cli.app import app
+from samplecnn_cli.data.features_file import FORMAT, FORMAT_VERSION, Block, blocks_to_json
 from samplecnn_cli.features.compare import compare_features
-from samplecnn_cli.features.file import FORMAT, FORMAT_VERSION, Block, blocks_to_json
-from samplecnn_cli.main import app
+from samplecnn_cli.features.transfer import TransferOptions
 
 LABELS = ["a", "b"]
 
@@ -40,7 +41,7 @@ def _feature_file(path, channels: int = 4):
 
 def test_progress_is_called_per_row(tmp_path):
     calls = []
-    table = compare_features([_feature_file(tmp_path / "f.h5")], tmp_path / "out", hidden=8, epochs=1,
+    table = compare_features([_feature_file(tmp_path / "f.h5")], tmp_path / "out", options=TransferOptions(hidden=8, epochs=1),
                              progress=lambda done, total, name: calls.append((done, total, name)))
     assert [row["features"] for row in table["rows"]] == ["layer -3", "layer -2", "layer -1", "last 3 layers"]
     assert calls == [(0, 4, "layer -3"), (1, 4, "layer -2"), (2, 4, "layer -1"), (3, 4, "last 3 layers"),

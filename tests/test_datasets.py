@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from samplecnn_cli.datasets import get_adapter, list_adapters
-from samplecnn_cli.datasets.base import stratified_split
-from samplecnn_cli.datasets.toy import TAGS, make_toy
-from samplecnn_cli.errors import DataError, UsageError
+from samplecnn_cli.core.errors import DataError, UsageError
+from samplecnn_cli.data.datasets import get_adapter, list_adapters
+from samplecnn_cli.data.datasets.base import stratified_split
+from samplecnn_cli.data.datasets.toy import TAGS, make_toy
 
 
 def _write_csv(path, rows):

@@ -7,15 +7,15 @@ import shutil
 
 import numpy as np
 
-from samplecnn_cli import preprocess as engine
+from samplecnn_cli.data import preprocess as preprocessing
+from samplecnn_cli.data.datasets import get_adapter
+from samplecnn_cli.data.datasets.base import normalize_tag
 from samplecnn_cli.data.store import Store
-from samplecnn_cli.datasets import get_adapter
-from samplecnn_cli.datasets.base import normalize_tag
 from tests._audio_fixtures import load_py2_pickle, need_shared, write_audio, write_pickle
 
 
 def _run(manifest, out, sr=8000):
-    return engine.run(manifest, out, engine.Settings(sample_rate=sr, workers=1))
+    return preprocessing.run(manifest, out, preprocessing.Settings(sample_rate=sr, workers=1))
 
 
 def _mtat_annotations(path, mp3_paths, tag_columns, rng):
@@ -114,7 +114,7 @@ def test_msd_real_test_list_and_tag_list(tmp_path):
     assert m.label_names == (src / "50tagList.txt").read_text().splitlines() and len(m.label_names) == 50
     assert m.counts() == {"train": 4, "valid": 2, "test": 3}
     assert len(m.unresolved) == 28435 - 3  # test ids without audio are reported, not fatal
-    store_result = engine.run(m, tmp_path / "out", engine.Settings(sample_rate=4000, workers=1, clip_seconds=0.5))
+    store_result = preprocessing.run(m, tmp_path / "out", preprocessing.Settings(sample_rate=4000, workers=1, clip_seconds=0.5))
     assert store_result.written == 9 and len(store_result.failed) == 28432
     report = json.loads((tmp_path / "out" / "preprocess-report.json").read_text())
     assert report["written"] == 9 and len(report["failed"]) == 28432
@@ -175,7 +175,7 @@ def test_fsdd_subset_from_the_cli(tmp_path):
         w.writerows(subset)
     from typer.testing import CliRunner
 
-    from samplecnn_cli.main import app
+    from samplecnn_cli.cli.app import app
 
     out = tmp_path / "store"
     res = CliRunner().invoke(app, ["preprocess", "folder", "--root", str(fsdd), "--labels",

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from samplecnn_cli import runs
-from samplecnn_cli.registry import create_model
+from samplecnn_cli.models.registry import create_model
+from samplecnn_cli.runs import folder as runs
 from tests._store_fixtures import TINY_MODEL, make_store
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from samplecnn_cli import doctor
-from samplecnn_cli.main import app
+from samplecnn_cli.bench import doctor
+from samplecnn_cli.cli.app import app
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,5 @@ def test_unwritable_cache_is_an_error(monkeypatch):
 
 def test_missing_dataset_root_is_a_warning(monkeypatch, tmp_path):
     (tmp_path / "samplecnn.toml").write_text('[datasets.mtat]\nroot = "nowhere"\n')
-    monkeypatch.setenv("SAMPLECNN_WORKSPACE", str(tmp_path))
-    check = doctor.workspace_check()
+    check = doctor.workspace_check(tmp_path)
     assert check.status == "warn" and "mtat" in check.detail

@@ -11,9 +11,9 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from samplecnn_cli import runs
-from samplecnn_cli.audio import decode
-from samplecnn_cli.main import app
+from samplecnn_cli.cli.app import app
+from samplecnn_cli.data.audio import decode
+from samplecnn_cli.runs import folder as runs
 from tests.test_features_extract import fake_run
 
 pytestmark = pytest.mark.usefixtures("inference_sandbox")

@@ -13,12 +13,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from samplecnn_cli import runs
-from samplecnn_cli.errors import UsageError
-from samplecnn_cli.main import app
+from samplecnn_cli.cli.app import app
+from samplecnn_cli.core.errors import UsageError
+from samplecnn_cli.core.runtime import Runtime
+from samplecnn_cli.runs import folder as runs
 from samplecnn_cli.training.config import TrainConfig
-from samplecnn_cli.training.device import Precision
-from samplecnn_cli.training.engine import Hook, fit
+from samplecnn_cli.training.loop import Hook, fit
 from samplecnn_cli.training.schedule import DECREASE, PaperSchedule
 from samplecnn_cli.training.state import TrainState
 from tests._store_fixtures import TINY_MODEL, make_store, train_tiny_run
@@ -60,7 +60,7 @@ def _state(patience=2, decreases=1) -> TrainState:
         model.weight.fill_(0.0)
     return TrainState(model=model, new_optimizer=lambda m, lr: torch.optim.SGD(m.parameters(), lr=lr),
                       schedule=PaperSchedule(lr=1.0, factor=0.5, patience=patience, decreases=decreases),
-                      precision=Precision(torch.device("cpu"), "fp32"))
+                      precision=Runtime.cpu("fp32").step_precision())
 
 
 def test_fit_reloads_the_best_weights_on_a_decrease_and_stops_on_the_schedule():
@@ -109,7 +109,7 @@ def test_bad_train_options_are_refused_before_any_folder_exists(tmp_path, option
 
 def test_summary_keys_are_the_same_for_train_and_transfer(tmp_path):
     from samplecnn_cli.features.extract import extract_features
-    from samplecnn_cli.features.transfer import train_transfer
+    from samplecnn_cli.features.transfer import TransferOptions, train_transfer
 
     run = train_tiny_run(tmp_path / "t", epochs=1)
     store = tmp_path / "t" / "store"
@@ -125,7 +125,7 @@ def test_summary_keys_are_the_same_for_train_and_transfer(tmp_path):
     assert tomllib.loads((tmp_path / "x" / "config.toml").read_text())["training"]["precision"] == "bf16"
     assert runs.run_status(tmp_path / "x") == runs.DONE
     with pytest.raises(UsageError, match="fp16"):
-        train_transfer([features], tmp_path / "y", precision="fp16", device="cpu")
+        train_transfer([features], tmp_path / "y", TransferOptions(precision="fp16", device="cpu"))
     assert not (tmp_path / "y").exists()
 
 
@@ -170,12 +170,11 @@ def test_fit_goes_on_past_an_epoch_cap_that_a_resume_raises():
 
 def test_engine_functions_are_short_with_few_parameters():
     """The house rule of issue 13 for training/: functions <= 40 lines and <= 5 parameters. Exempt:
-    train() (the keyword API mirroring the CLI's options) and predict_segments (the inference path's
-    API, called by evaluate, tag and extract)."""
+    train() (the keyword API mirroring the CLI's options)."""
     offenders = []
     for path in sorted((ROOT / "samplecnn_cli" / "training").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.FunctionDef) and node.name not in ("train", "predict_segments"):
+            if isinstance(node, ast.FunctionDef) and node.name != "train":
                 args = node.args
                 params = [a for a in args.posonlyargs + args.args + args.kwonlyargs if a.arg not in ("self", "cls")]
                 if node.end_lineno - node.lineno + 1 > 40 or len(params) > 5:

@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
+from samplecnn_cli.core.errors import DataError
 from samplecnn_cli.data.loader import FoldedBatchSampler, SegmentDataset, segment_loader, set_epoch
 from samplecnn_cli.data.store import Store
-from samplecnn_cli.errors import DataError
 from tests._store_fixtures import make_store, train_tiny_run
 
 

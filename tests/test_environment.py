@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from samplecnn_cli.doctor import PACKAGES
+from samplecnn_cli.bench.doctor import PACKAGES
 from samplecnn_cli.models.mel import MelSpectrogram, mel_filterbank
-from samplecnn_cli.runs import installed_version
+from samplecnn_cli.runs.folder import installed_version
 
 FIXTURE = Path(__file__).parent / "fixtures" / "torchaudio_mel.npz"
 
@@ -33,7 +33,7 @@ def test_compiled_extension_loads(module):
 
 
 def test_frame_mel_model_builds_and_runs():
-    from samplecnn_cli.registry import create_model
+    from samplecnn_cli.models.registry import create_model
 
     model = create_model("frame-mel-729x243", num_outputs=5).eval()
     with torch.no_grad():
@@ -86,7 +86,7 @@ class _Block:
         if name == "torchaudio" or name.startswith("torchaudio."):
             raise ImportError("torchaudio is blocked by the test")
 sys.meta_path.insert(0, _Block())
-from samplecnn_cli.main import run
+from samplecnn_cli.cli.app import run
 sys.argv = ["samplecnn", *sys.argv[1:]]
 run()
 """

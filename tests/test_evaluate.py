@@ -9,11 +9,12 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from samplecnn_cli.core.metrics import compute_metrics
+from samplecnn_cli.core.runtime import Runtime
 from samplecnn_cli.data.store import Store
-from samplecnn_cli.evaluation.evaluate import evaluate_run
-from samplecnn_cli.evaluation.metrics import compute_metrics
-from samplecnn_cli.evaluation.predict import predict_split
-from samplecnn_cli.registry import create_model
+from samplecnn_cli.inference.evaluate import evaluate_run, predict_split
+from samplecnn_cli.inference.predictor import Predictor
+from samplecnn_cli.models.registry import create_model
 from tests._store_fixtures import make_store, train_tiny_run
 
 
@@ -43,7 +44,8 @@ def test_song_level_output_is_the_mean_over_all_segments(tmp_path, task):
     split = Store(make_store(tmp_path, task=task, clips=(2, 2, 5), seconds=0.05)).split("test")
     torch.manual_seed(0)
     model = create_model("sample-3^3", num_outputs=3, sample_rate=8000).eval()
-    scores, targets = predict_split(model, split, batch_size=7)  # batches cross clip boundaries
+    predictor = Predictor.for_model(model, Runtime.cpu(), task=task, batch_size=7)
+    scores, targets = predict_split(predictor, split)  # batches cross clip boundaries
     assert targets.dtype == bool and np.array_equal(targets, split.labels)
     for i in range(len(split)):
         audio = split.read_float(i)
@@ -56,12 +58,12 @@ def test_song_level_output_is_the_mean_over_all_segments(tmp_path, task):
 
 def test_evaluate_run_writes_metrics_and_predictions(tmp_path):
     run = train_tiny_run(tmp_path, task="multiclass", epochs=1)
-    metrics = evaluate_run(run, "test", device="cpu")
+    metrics = evaluate_run(run, "test")
     assert json.loads((run / "metrics.json").read_text())["accuracy"] == metrics["accuracy"]
     saved = np.load(run / "predictions-test.npz")
     assert saved["scores"].shape == (4, 3) and saved["targets"].dtype == bool
     np.testing.assert_allclose(saved["scores"].sum(axis=1), 1.0, rtol=1e-5)  # softmax means
-    valid = evaluate_run(run, "valid", device="cpu")
+    valid = evaluate_run(run, "valid")
     assert (run / "metrics-valid.json").is_file() and valid["split"] == "valid"
 
 
@@ -73,7 +75,7 @@ def tiny_run(tmp_path_factory):
 def test_evaluate_reports_progress_up_to_every_clip(tiny_run):
     run = tiny_run
     calls = []
-    evaluate_run(run, "test", device="cpu", batch_size=1, progress=lambda done, total: calls.append((done, total)))
+    evaluate_run(run, "test", batch_size=1, progress=lambda done, total: calls.append((done, total)))
     assert calls and calls[-1] == (4, 4)  # 4 test clips
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
 
@@ -84,8 +86,8 @@ def test_evaluate_command_shows_a_bar_on_a_terminal_and_stays_quiet_when_piped(t
     from rich.console import Console
     from typer.testing import CliRunner
 
-    from samplecnn_cli import cli
-    from samplecnn_cli.main import app
+    from samplecnn_cli.cli import console as cli
+    from samplecnn_cli.cli.app import app
 
     run = tiny_run
     piped = CliRunner().invoke(app, ["evaluate", str(run), "--device", "cpu"])
@@ -102,7 +104,7 @@ def test_evaluate_command_shows_a_bar_on_a_terminal_and_stays_quiet_when_piped(t
 def test_evaluate_zero_batch_size_is_a_one_line_usage_error(tmp_path):
     from typer.testing import CliRunner
 
-    from samplecnn_cli.main import app
+    from samplecnn_cli.cli.app import app
 
     result = CliRunner().invoke(app, ["evaluate", str(tmp_path), "-b", "0"])
     assert result.exit_code == 2

@@ -9,9 +9,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from samplecnn_cli import runs
+from samplecnn_cli.cli.app import app
 from samplecnn_cli.inference.export import read_metadata
-from samplecnn_cli.main import app
+from samplecnn_cli.runs import folder as runs
 from tests.test_features_extract import fake_run
 
 
@@ -62,10 +62,12 @@ def test_tag_engine_onnx_equals_torch(run, tmp_path):
     pytest.importorskip("onnxruntime", reason="install samplecnn[onnx]")
     import soundfile as sf
 
-    from samplecnn_cli.tagging import tag_files
+    from samplecnn_cli.core.runtime import Runtime
+    from samplecnn_cli.inference.library import load_library_model, tag_files
 
     sf.write(tmp_path / "a.wav", (np.random.default_rng(3).standard_normal(4000) * 0.2).astype(np.float32), 8000)
-    a = tag_files(run, [tmp_path / "a.wav"], engine="onnx", workers=0, batch_size=4)[0]
-    b = tag_files(run, [tmp_path / "a.wav"], engine="torch", precision="fp32", workers=0, batch_size=4)[0]
+    files = [tmp_path / "a.wav"]
+    a = tag_files(load_library_model(run, Runtime.cpu(), engine="onnx", batch_size=4), files, workers=0)[0]
+    b = tag_files(load_library_model(run, Runtime.cpu("fp32"), engine="torch", batch_size=4), files, workers=0)[0]
     assert a["segments"] == b["segments"]
     np.testing.assert_allclose(list(a["scores"].values()), list(b["scores"].values()), atol=1e-4)

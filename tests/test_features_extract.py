@@ -11,14 +11,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from samplecnn_cli import runs
-from samplecnn_cli.data.segments import segments_of
+from samplecnn_cli.cli.app import app
+from samplecnn_cli.core.errors import DataError, RunError, UsageError
+from samplecnn_cli.core.runtime import Runtime
+from samplecnn_cli.data.features_file import FeatureFile, parse_layers
 from samplecnn_cli.data.store import SplitWriter, StoreSplit
-from samplecnn_cli.errors import DataError, RunError, UsageError
 from samplecnn_cli.features.extract import clip_blocks, extract_features
-from samplecnn_cli.features.file import FeatureFile, parse_layers
-from samplecnn_cli.main import app
-from samplecnn_cli.registry import create_model
+from samplecnn_cli.models.registry import create_model
+from samplecnn_cli.runs import folder as runs
+from tests._store_fixtures import segments_of
 
 LABELS = ["a", "b", "c"]
 
@@ -175,10 +176,10 @@ def test_many_small_clips_stream_in_bounded_blocks(tmp_path, two_runs):
 
 def test_bf16_precision_stays_close(tmp_path, two_runs):
     store = varied_store(tmp_path / "store", splits=("test",))
-    extract_features([two_runs[0]], store, tmp_path / "a.h5", layers=(-1,), precision="fp32")
-    extract_features([two_runs[0]], store, tmp_path / "b.h5", layers=(-1,), precision="bf16")
+    extract_features([two_runs[0]], store, tmp_path / "a.h5", Runtime.cpu("fp32"), layers=(-1,))
+    extract_features([two_runs[0]], store, tmp_path / "b.h5", Runtime.cpu("bf16"), layers=(-1,))
     a, b = (FeatureFile(tmp_path / n) for n in ("a.h5", "b.h5"))
     fa, fb = a.read("test", a.blocks), b.read("test", b.blocks)
     assert np.abs(fa - fb).max() <= 0.05 * max(1.0, np.abs(fa).max())
     with pytest.raises(UsageError):
-        extract_features([two_runs[0]], store, tmp_path / "c.h5", precision="fp8")
+        extract_features([two_runs[0]], store, tmp_path / "c.h5", Runtime.resolve("cpu", "fp8"))

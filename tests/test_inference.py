@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from samplecnn_cli.core.runtime import Runtime
 from samplecnn_cli.inference import backend
 from samplecnn_cli.inference.backend import FastModel, choose
-from samplecnn_cli.inference.engine import window_starts, windows_of
 from samplecnn_cli.inference.fold import fold_batch_norm
-from samplecnn_cli.registry import create_model
+from samplecnn_cli.inference.predictor import window_starts, windows_of
+from samplecnn_cli.models.registry import create_model
 
 
 def trained_like(name: str, seed: int = 0, **kwargs):
@@ -75,23 +76,23 @@ def test_bf16_backend_stays_close():
 
 def test_choice_is_measured_once_then_cached(tmp_path):
     model = trained_like("sample-3^3", num_outputs=3, sample_rate=8000)
-    fast, choice = choose(model, precision="fp32", device="cpu")
+    fast, choice = choose(model, Runtime.cpu("fp32"), cache=tmp_path / "cache.json")
     assert choice.measured and set(choice.measured) == {"eager/fp32", "plan/fp32", "plan-jit/fp32"}
     assert choice.precision == "fp32" and choice.batch_size in backend.BATCH_CANDIDATES
     assert f"{choice.backend}/fp32" == max(choice.measured, key=choice.measured.get)
     cache = json.loads((tmp_path / "cache.json").read_text())
     assert list(cache.values()) == [{"backend": choice.backend, "precision": "fp32", "batch_size": choice.batch_size}]
-    _, again = choose(model, precision="fp32", device="cpu")
+    _, again = choose(model, Runtime.cpu("fp32"), cache=tmp_path / "cache.json")
     assert again.measured is None and again.backend == choice.backend  # read back, not remeasured
-    _, explicit = choose(model, precision="fp32", device="cpu", batch_size=3)
+    _, explicit = choose(model, Runtime.cpu("fp32"), batch_size=3, cache=tmp_path / "cache.json")
     assert explicit.batch_size == 3
 
 
-def test_a_new_backends_revision_measures_again(tmp_path, monkeypatch):
+def test_changed_backend_code_measures_again(tmp_path, monkeypatch):
     model = trained_like("sample-3^3", num_outputs=3, sample_rate=8000)
-    choose(model, precision="fp32", device="cpu")
-    monkeypatch.setattr(backend, "BACKENDS_REVISION", backend.BACKENDS_REVISION + "-next")
-    _, after_change = choose(model, precision="fp32", device="cpu")
+    choose(model, Runtime.cpu("fp32"), cache=tmp_path / "cache.json")
+    monkeypatch.setattr(backend, "code_revision", lambda: "changed")  # backend.py, plan.py or fold.py edited
+    _, after_change = choose(model, Runtime.cpu("fp32"), cache=tmp_path / "cache.json")
     assert after_change.measured is not None  # the old choice is not trusted for changed code
     assert len(json.loads((tmp_path / "cache.json").read_text())) == 2
 
@@ -99,7 +100,9 @@ def test_a_new_backends_revision_measures_again(tmp_path, monkeypatch):
 def test_auto_precision_never_offers_bf16_without_native_support(monkeypatch):
     model = trained_like("sample-3^3", num_outputs=3, sample_rate=8000)
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
-    assert {p for _, p in backend.candidates(model, "auto", torch.device("cpu"))} == {"fp32"}
+    runtime = Runtime.resolve("cpu", "auto")
+    assert runtime.precision == "fp32" and runtime.inference_precisions() == ["fp32"]
+    assert {p for _, p in backend.candidates(model, runtime)} == {"fp32"}
 
 
 def test_windows_with_hop_and_short_files():
@@ -114,19 +117,20 @@ def test_windows_with_hop_and_short_files():
 
 
 def test_predict_split_reports_progress_and_matches_eager(tmp_path):
-    from samplecnn_cli.data.segments import segments_of
+    from samplecnn_cli.core.runtime import Runtime
     from samplecnn_cli.data.store import StoreSplit
-    from samplecnn_cli.evaluation.predict import predict_split
+    from samplecnn_cli.inference.evaluate import predict_split
+    from samplecnn_cli.inference.predictor import Predictor
     from tests.test_features_extract import varied_store
 
     store = varied_store(tmp_path / "store", splits=("test",), lengths=(300, 40, 1000, 129, 500))
     split = StoreSplit(store / "test.h5")
     model = trained_like("sample-3^3", num_outputs=3, sample_rate=8000)
     seen = []
-    scores, targets = predict_split(model, split, batch_size=4, precision="fp32", task="multiclass",
-                                    progress=seen.append)
+    predictor = Predictor.for_model(model, Runtime.cpu(), task="multiclass", batch_size=4)
+    scores, targets = predict_split(predictor, split, progress=lambda done, total: seen.append(done))
     assert seen == sorted(seen) and seen[-1] == len(split) == 5 and len(seen) > 1
     for i in range(len(split)):
         with torch.no_grad():
-            ref = torch.softmax(model(torch.from_numpy(segments_of(split.read_float(i), 81))), -1).mean(0)
+            ref = torch.softmax(model(torch.from_numpy(windows_of(split.read_float(i), 81, 81).copy())), -1).mean(0)
         np.testing.assert_allclose(scores[i], ref.numpy(), atol=1e-5)

@@ -9,14 +9,14 @@ import sys
 
 import pytest
 
-from samplecnn_cli.memory import plain_environment
+from samplecnn_cli.core.memory import plain_environment
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc allocator settings")
 
 # Allocates 300 MB with numpy and reports how many bytes glibc holds in mmapped blocks meanwhile.
 PROBE = """
 import ctypes, json, sys
-from samplecnn_cli.memory import tune_allocator
+from samplecnn_cli.core.memory import tune_allocator
 applied = tune_allocator() if sys.argv[1] == "tune" else None
 import numpy as np
 class Info(ctypes.Structure):
@@ -49,7 +49,7 @@ def test_opt_out_leaves_the_allocator_alone():
 
 
 def test_settings_are_exported_to_child_processes_and_stripped_for_plain_ones():
-    code = ("import json, os; from samplecnn_cli.memory import tune_allocator; tune_allocator(); "
+    code = ("import json, os; from samplecnn_cli.core.memory import tune_allocator; tune_allocator(); "
             "print(json.dumps({k: os.environ.get(k) for k in ('MALLOC_MMAP_THRESHOLD_', 'THP_MEM_ALLOC_ENABLE')}))")
     env = plain_environment() | {"SAMPLECNN_ALLOCATOR": ""}
     exported = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,

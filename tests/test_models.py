@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from samplecnn_cli.models.base import channel_plan
-from samplecnn_cli.registry import create_model, list_models
+from samplecnn_cli.models.registry import create_model, list_models
 
 FAMILIES = ["sample-3^9", "frame-mel-729x243", "frame-raw-243"]
 

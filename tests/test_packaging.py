@@ -30,4 +30,4 @@ def test_wheel_ships_registry_and_recipes(wheel):
     top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top_level == {"samplecnn_cli"}
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "samplecnn = samplecnn_cli.main:run" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "samplecnn = samplecnn_cli.cli.app:run" in zipfile.ZipFile(wheel).read(entry_points).decode()

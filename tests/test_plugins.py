@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from samplecnn_cli import registry
-from samplecnn_cli.datasets import registry as dataset_registry
-from samplecnn_cli.errors import UsageError
+from samplecnn_cli.core.errors import UsageError
+from samplecnn_cli.data.datasets import adapters as dataset_registry
+from samplecnn_cli.models import registry
 
 PLUGIN_MODULE = """
 from samplecnn_cli.models.sample_level import SampleCNN
@@ -87,7 +87,7 @@ def test_in_process_registration(site):
 
 # -- datasets follow the same rules ------------------------------------------------------------------
 DATASET_MODULE = """
-from samplecnn_cli.datasets.folder import Folder
+from samplecnn_cli.data.datasets.folder import Folder
 
 class Mine(Folder):
     name = ""

@@ -13,11 +13,11 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from samplecnn_cli import audio
-from samplecnn_cli import preprocess as engine
+from samplecnn_cli.cli.app import app
+from samplecnn_cli.data import audio
+from samplecnn_cli.data import preprocess as preprocessing
+from samplecnn_cli.data.datasets import get_adapter
 from samplecnn_cli.data.store import Store
-from samplecnn_cli.datasets import get_adapter
-from samplecnn_cli.main import app
 from tests._audio_fixtures import write_audio, write_corrupt
 
 runner = CliRunner()
@@ -53,7 +53,7 @@ def _cli(*args, env=None):
 def test_round_trip_samples_labels_rate(tmp_path):
     root = _folder(tmp_path / "raw", n=8)
     m = get_adapter("folder").load(root, {})
-    result = engine.run(m, tmp_path / "out", engine.Settings(sample_rate=12000, workers=1))
+    result = preprocessing.run(m, tmp_path / "out", preprocessing.Settings(sample_rate=12000, workers=1))
     assert result.complete and result.written == 8 and not result.failed
     store = Store(tmp_path / "out")
     assert store.sample_rate == 12000 and store.task == "multiclass" and store.label_names == ["c0", "c1", "c2"]
@@ -72,7 +72,7 @@ def test_round_trip_samples_labels_rate(tmp_path):
 def test_clip_seconds_trims_and_pads(tmp_path):
     root = _folder(tmp_path / "raw", n=6, suffixes=(".wav",), seconds=0.5)
     m = get_adapter("folder").load(root, {})
-    engine.run(m, tmp_path / "out", engine.Settings(sample_rate=8000, workers=1, clip_seconds=0.6))
+    preprocessing.run(m, tmp_path / "out", preprocessing.Settings(sample_rate=8000, workers=1, clip_seconds=0.6))
     train = Store(tmp_path / "out").split("train")
     assert set(train.clip_lengths) == {4800} and train.clip_samples == 4800
     short = [i for i, p in enumerate(train.paths) if p.endswith("000.wav")][0]  # 0.5 s: padded with zeros
@@ -124,10 +124,10 @@ def test_user_errors_one_line_nothing_written(tmp_path, monkeypatch, args, code,
 def test_rerun_is_up_to_date_and_workers_do_not_change_the_store(tmp_path):
     root = _folder(tmp_path / "raw", n=12)
     m = get_adapter("folder").load(root, {})
-    engine.run(m, tmp_path / "a", engine.Settings(sample_rate=8000, workers=1))
-    again = engine.run(m, tmp_path / "a", engine.Settings(sample_rate=8000, workers=1))
+    preprocessing.run(m, tmp_path / "a", preprocessing.Settings(sample_rate=8000, workers=1))
+    again = preprocessing.run(m, tmp_path / "a", preprocessing.Settings(sample_rate=8000, workers=1))
     assert again.up_to_date and again.decoded_files == 0
-    engine.run(m, tmp_path / "b", engine.Settings(sample_rate=8000, workers=2, chunk_size=2))
+    preprocessing.run(m, tmp_path / "b", preprocessing.Settings(sample_rate=8000, workers=2, chunk_size=2))
     for split in ("train", "valid", "test"):
         with h5py.File(tmp_path / "a" / f"{split}.h5") as fa, h5py.File(tmp_path / "b" / f"{split}.h5") as fb:
             for key in ("audio", "offsets", "labels", "clip_ids"):
@@ -138,13 +138,13 @@ def test_shards_merge_into_one_dataset(tmp_path):
     root = _folder(tmp_path / "raw", n=12)
     m = get_adapter("folder").load(root, {})
     out = tmp_path / "sharded"
-    first = engine.run(m, out, engine.Settings(sample_rate=8000, workers=1, shard=(1, 3), chunk_size=2))
+    first = preprocessing.run(m, out, preprocessing.Settings(sample_rate=8000, workers=1, shard=(1, 3), chunk_size=2))
     assert not first.complete and not (out / "train.h5").exists()
-    engine.run(m, out, engine.Settings(sample_rate=8000, workers=1, shard=(3, 3), chunk_size=2))
-    last = engine.run(m, out, engine.Settings(sample_rate=8000, workers=1, shard=(2, 3), chunk_size=2))
+    preprocessing.run(m, out, preprocessing.Settings(sample_rate=8000, workers=1, shard=(3, 3), chunk_size=2))
+    last = preprocessing.run(m, out, preprocessing.Settings(sample_rate=8000, workers=1, shard=(2, 3), chunk_size=2))
     assert last.complete and last.written == 12 and not (out / ".parts").exists()
     whole = tmp_path / "whole"
-    engine.run(m, whole, engine.Settings(sample_rate=8000, workers=1, chunk_size=2))
+    preprocessing.run(m, whole, preprocessing.Settings(sample_rate=8000, workers=1, chunk_size=2))
     for split in ("train", "valid", "test"):
         a, b = Store(out).split(split), Store(whole).split(split)
         assert a.clip_ids == b.clip_ids and np.array_equal(a.offsets, b.offsets)

@@ -10,8 +10,8 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from samplecnn_cli.errors import UsageError
-from samplecnn_cli.main import app
+from samplecnn_cli.cli.app import app
+from samplecnn_cli.core.errors import UsageError
 from samplecnn_cli.recipe import load_recipe, resolve_recipe, run_recipe
 from samplecnn_cli.recipe.resolve import parse_set
 from samplecnn_cli.recipe.runner import LOCK_NAME, RESOLVED_NAME, in_process
@@ -219,11 +219,11 @@ def test_interrupted_recipe_resumes(tmp_path):
     work = tmp_path / "w"
     calls = []
 
-    def interrupted(argv):
+    def interrupted(argv, workdir):
         calls.append(argv[0])
         if argv[0] == "preprocess":
             raise KeyboardInterrupt
-        return run_in_process(argv)
+        return run_in_process(argv, workdir)
 
     with pytest.raises(KeyboardInterrupt):
         run_recipe(resolve_recipe(recipe, workdir=work), runner=interrupted, echo=lambda line: None)
@@ -232,8 +232,8 @@ def test_interrupted_recipe_resumes(tmp_path):
     assert {name: entry["state"] for name, entry in lock["steps"].items()} == {"toy": "done", "store": "started"}
 
     calls.clear()
-    summary = run_recipe(resolve_recipe(recipe, workdir=work), runner=lambda a: calls.append(a[0]) or
-                         run_in_process(a), echo=lambda line: None)
+    summary = run_recipe(resolve_recipe(recipe, workdir=work), runner=lambda a, w: calls.append(a[0]) or
+                         run_in_process(a, w), echo=lambda line: None)
     assert calls == ["preprocess"]
     assert (summary["ran"], summary["skipped"]) == (1, 1)
 

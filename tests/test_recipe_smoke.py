@@ -11,7 +11,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from samplecnn_cli.main import app
+from samplecnn_cli.cli.app import app
 from samplecnn_cli.recipe import bundled_recipes
 
 runner = CliRunner()

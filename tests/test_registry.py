@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from samplecnn_cli.errors import UsageError
-from samplecnn_cli.registry import (
+from samplecnn_cli.core.errors import UsageError
+from samplecnn_cli.models.registry import (
     canonical_name,
     config_for_rate,
     create_model,

@@ -8,9 +8,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from samplecnn_cli import audio
+from samplecnn_cli.cli.app import app
+from samplecnn_cli.data import audio
 from samplecnn_cli.data.store import Store
-from samplecnn_cli.main import app
 from tests._audio_fixtures import write_audio
 
 cli = CliRunner()

@@ -10,9 +10,9 @@ import textwrap
 import numpy as np
 from typer.testing import CliRunner
 
-from samplecnn_cli import preprocess as engine
+from samplecnn_cli.cli.app import app
+from samplecnn_cli.data import preprocess as preprocessing
 from samplecnn_cli.data.store import SplitWriter, StoreSplit, check_split
-from samplecnn_cli.main import app
 
 cli = CliRunner()
 
@@ -33,7 +33,7 @@ def test_live_holder_keeps_the_merge_lock_and_a_killed_one_does_not(tmp_path):
     first = cli.invoke(app, ["preprocess", "toy", "--root", str(root), "--out", str(out), "--sr", "8000",
                              "--workers", "1", "--chunk-size", "2", "--shard", "1/2", "--json"])
     assert first.exit_code == 0 and not json.loads(first.stdout)["complete"]
-    parts = next((out / engine.PARTS_DIR).iterdir())
+    parts = next((out / preprocessing.PARTS_DIR).iterdir())
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(parts / "merge.lock")], stdout=subprocess.PIPE,
                               text=True)
     try:

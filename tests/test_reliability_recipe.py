@@ -9,8 +9,8 @@ import pytest
 from filelock import FileLock
 from typer.testing import CliRunner
 
-from samplecnn_cli.main import app
-from samplecnn_cli.paths import is_inside, remove_inside
+from samplecnn_cli.cli.app import app
+from samplecnn_cli.core.paths import is_inside, remove_inside
 from samplecnn_cli.recipe import runner as recipe_runner
 from samplecnn_cli.recipe.runner import LOCK_NAME
 

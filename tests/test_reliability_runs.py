@@ -7,8 +7,8 @@ import os
 import pytest
 import torch
 
-from samplecnn_cli.errors import RunError
-from samplecnn_cli.runs import CHECKPOINT_FORMAT, load_checkpoint, read_config
+from samplecnn_cli.core.errors import RunError
+from samplecnn_cli.runs.folder import CHECKPOINT_FORMAT, load_checkpoint, read_config
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import h5py
 import pytest
 from typer.testing import CliRunner
 
+from samplecnn_cli.cli.app import app
+from samplecnn_cli.core.errors import DataError
 from samplecnn_cli.data.store import Store, check_split
-from samplecnn_cli.errors import DataError
-from samplecnn_cli.main import app
 
 cli = CliRunner()
 

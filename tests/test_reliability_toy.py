@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from samplecnn_cli.main import app
+from samplecnn_cli.cli.app import app
 
 cli = CliRunner()
 

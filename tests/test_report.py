@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from samplecnn_cli import runs
-from samplecnn_cli.main import app
+from samplecnn_cli.cli.app import app
 from samplecnn_cli.report.build import build_report
+from samplecnn_cli.runs import folder as runs
 from samplecnn_cli.viz import figures
 
 runner = CliRunner()
@@ -238,7 +238,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 
 def test_end_to_end_from_a_trained_run(tmp_path):
     """`samplecnn train` (library call) -> evaluate -> visualize-filters -> report, on a tiny synthetic store."""
-    from samplecnn_cli.evaluation.evaluate import evaluate_run
+    from samplecnn_cli.inference.evaluate import evaluate_run
     from samplecnn_cli.training.trainer import train
     from tests._store_fixtures import make_store
 

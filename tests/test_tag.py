@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from samplecnn_cli.main import app
+from samplecnn_cli.cli.app import app
 from tests._store_fixtures import train_tiny_run
 
 

@@ -11,17 +11,31 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from samplecnn_cli import runs
-from samplecnn_cli.data.segments import segments_of
-from samplecnn_cli.inference import backend
-from samplecnn_cli.main import app
-from samplecnn_cli.tagging import tag_to_file
+from samplecnn_cli.cli.app import app
+from samplecnn_cli.core.context import CACHE_ENV
+from samplecnn_cli.core.runtime import Runtime
+from samplecnn_cli.inference.library import collect_files, load_library_model, tag_to_file
+from samplecnn_cli.runs import folder as runs
+from tests._store_fixtures import segments_of
 from tests.test_features_extract import fake_run
 
 LABELS = [f"l{i}" for i in range(10)]
 
 
 pytestmark = pytest.mark.usefixtures("inference_sandbox")
+
+
+def tag(run, paths, out, *, batch_size=None, precision="auto", taggram_dir=None, **options):
+    """tag_to_file as `samplecnn tag --out` calls it: the run loaded once, the files collected once."""
+    model = load_library_model(run, Runtime.resolve("cpu", precision), batch_size=batch_size)
+    draw = None
+    if taggram_dir is not None:
+        from samplecnn_cli.viz.figures import TaggramFolder
+
+        taggrams = TaggramFolder(taggram_dir, model.labels, model.hop_samples(options.get("hop")) / 8000)
+        options["timeline"] = True
+        draw = lambda r: taggrams.draw(r.path, r.window_scores)  # noqa: E731
+    return tag_to_file(model, collect_files(paths), out, on_file=draw, **options)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +54,7 @@ def library(folder, n=5, rate=16000):
 
 
 def expected_scores(run_dir, path):
-    from samplecnn_cli.audio import decode
+    from samplecnn_cli.data.audio import decode
 
     model = runs.load_run(run_dir).model
     with torch.no_grad():
@@ -51,7 +65,7 @@ def test_csv_stream_has_every_label_and_equals_the_eager_model(run, tmp_path):
     lib = library(tmp_path / "lib")
     (lib / "bad.wav").write_bytes(b"RIFF not audio")
     out = tmp_path / "tags.csv"
-    summary = tag_to_file(run, [lib], out, batch_size=4, workers=1, precision="fp32", threshold=0.5)
+    summary = tag(run, [lib], out, batch_size=4, workers=1, precision="fp32", threshold=0.5)
     assert summary["tagged"] == 5 and summary["failed"] == 1 and summary["short"] == 1
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 6 and all(r["window"] == "all" for r in rows)
@@ -68,17 +82,17 @@ def test_csv_stream_has_every_label_and_equals_the_eager_model(run, tmp_path):
 def test_rerun_after_a_kill_skips_finished_files(run, tmp_path):
     lib = library(tmp_path / "lib")
     out = tmp_path / "tags.jsonl"
-    tag_to_file(run, [lib / "f1.wav", lib / "f2.wav"], out, batch_size=4, workers=0)
+    tag(run, [lib / "f1.wav", lib / "f2.wav"], out, batch_size=4, workers=0)
     first = out.read_text().splitlines()
     with out.open("a") as f:
         f.write('{"path": "/cut/off mid-wri')  # a run killed while writing its next record
-    summary = tag_to_file(run, [lib], out, batch_size=4, workers=0)
+    summary = tag(run, [lib], out, batch_size=4, workers=0)
     assert summary["skipped_done"] == 2 and summary["tagged"] == 3
     lines = out.read_text().splitlines()
     assert lines[:2] == first and len(lines) == 5
     records = [json.loads(line) for line in lines]
     assert sorted(r["path"].rsplit("/", 1)[-1] for r in records) == [f"f{i}.wav" for i in range(5)]
-    again = tag_to_file(run, [lib], out, batch_size=4, workers=0)
+    again = tag(run, [lib], out, batch_size=4, workers=0)
     assert again["tagged"] == 0 and again["skipped_done"] == 5 and len(out.read_text().splitlines()) == 5
 
 
@@ -93,7 +107,7 @@ def test_killed_process_resumes(run, tmp_path):
     lib = library(tmp_path / "lib", n=40)
     out = tmp_path / "tags.jsonl"
     cmd = [sys.executable, "-m", "samplecnn_cli", "tag", str(run), str(lib), "--out", str(out), "-b", "2", "-j", "0"]
-    env = {**os.environ, backend.CACHE_ENV: "off", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, CACHE_ENV: "off", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 3):
@@ -114,7 +128,7 @@ def test_hop_timeline_and_taggram(run, tmp_path):
     lib = library(tmp_path / "lib", n=3)
     out = tmp_path / "t.csv"
     hop = 40 / 8000
-    summary = tag_to_file(run, [lib / "f2.wav"], out, hop=hop, taggram_dir=tmp_path / "png", workers=0,
+    summary = tag(run, [lib / "f2.wav"], out, hop=hop, taggram_dir=tmp_path / "png", workers=0,
                           batch_size=8, precision="fp32")
     rows = list(csv.DictReader(out.open()))
     windows = [r for r in rows if r["window"] != "all"]
@@ -151,7 +165,7 @@ def test_progress_bar_on_a_terminal(run, tmp_path, monkeypatch):
 
     from rich.console import Console
 
-    from samplecnn_cli import cli
+    from samplecnn_cli.cli import console as cli
 
     lib = library(tmp_path / "lib", n=3)
     terminal = io.StringIO()

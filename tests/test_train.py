@@ -9,9 +9,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from samplecnn_cli import runs
-from samplecnn_cli.errors import DataError, RunError, UsageError
-from samplecnn_cli.main import app
+from samplecnn_cli.cli.app import app
+from samplecnn_cli.core.errors import DataError, RunError, UsageError
+from samplecnn_cli.runs import folder as runs
 from samplecnn_cli.training.schedule import CONTINUE, DECREASE, STOP, PaperSchedule
 from samplecnn_cli.training.trainer import find_store_dir, rate_warning, train
 from tests._store_fixtures import TINY_MODEL, make_store, train_tiny_run
@@ -92,20 +92,19 @@ def test_rate_warning_names_the_table3_config():
     assert rate_warning("sample-3^6", 8000) is None  # not a paper configuration: no native rate to warn about
 
 
-def test_dataset_lookup_picks_the_native_rate_or_lists_the_rates(tmp_path, monkeypatch):
-    monkeypatch.setenv("SAMPLECNN_WORKSPACE", str(tmp_path))
+def test_dataset_lookup_picks_the_native_rate_or_lists_the_rates(tmp_path):
     for rate in (8000, 22050):
         (tmp_path / "data" / "gtzan" / str(rate)).mkdir(parents=True)
         (tmp_path / "data" / "gtzan" / str(rate) / "train.h5").touch()
-    assert find_store_dir("sample-3^9", None, "gtzan").name == "22050"
-    assert find_store_dir("sample-8k", None, "gtzan").name == "8000"
+    assert find_store_dir("sample-3^9", None, "gtzan", tmp_path).name == "22050"
+    assert find_store_dir("sample-8k", None, "gtzan", tmp_path).name == "8000"
     with pytest.raises(DataError, match="8000 Hz, 22050 Hz"):
-        find_store_dir("sample-2k", None, "gtzan")
+        find_store_dir("sample-2k", None, "gtzan", tmp_path)
     (tmp_path / "data" / "mtat" / "16000").mkdir(parents=True)
     (tmp_path / "data" / "mtat" / "16000" / "train.h5").touch()
-    assert find_store_dir("sample-3^9", None, "mtat").name == "16000"  # the only one, whatever its rate
+    assert find_store_dir("sample-3^9", None, "mtat", tmp_path).name == "16000"  # the only one, whatever its rate
     with pytest.raises(UsageError):
-        find_store_dir("sample-3^9", None, None)
+        find_store_dir("sample-3^9", None, None, tmp_path)
 
 
 def test_cli_train_then_evaluate_json(tmp_path):

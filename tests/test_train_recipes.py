@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from samplecnn_cli.cli.app import app
 from samplecnn_cli.data.loader import SegmentDataset, segment_loader, set_epoch
 from samplecnn_cli.data.store import Store
-from samplecnn_cli.main import app
 from samplecnn_cli.training.config import RECIPES, TrainConfig, recipe_options
 from samplecnn_cli.training.schedule import CONTINUE, STOP, FixedSchedule
 from tests._store_fixtures import TINY_MODEL, make_store, train_tiny_run
@@ -100,7 +100,7 @@ def test_cli_default_trains_on_train_and_valid_and_keeps_the_last_epoch(tmp_path
     """Issue 22: on small data the 10% carve cost more than selecting by it gave; the paper recipe keeps both."""
     import torch
 
-    from samplecnn_cli import runs
+    from samplecnn_cli.runs import folder as runs
 
     store = make_store(tmp_path / "store", task="multiclass", seconds=0.1)
     result = CliRunner().invoke(app, ["train", TINY_MODEL, "--data", str(store), "--out", str(tmp_path / "run"),

@@ -9,16 +9,16 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from samplecnn_cli import runs
+from samplecnn_cli.cli.app import app
+from samplecnn_cli.core.runtime import Runtime
 from samplecnn_cli.data.loader import JoinedSegments, SegmentDataset, segment_loader, set_epoch
 from samplecnn_cli.data.store import Store
-from samplecnn_cli.main import app
-from samplecnn_cli.registry import create_model
+from samplecnn_cli.models.registry import create_model
+from samplecnn_cli.runs import folder as runs
 from samplecnn_cli.training.config import RECIPES, TrainConfig, describe
-from samplecnn_cli.training.device import Precision
 from samplecnn_cli.training.schedule import FixedSchedule
 from samplecnn_cli.training.state import TrainState
-from samplecnn_cli.training.trainer import _datasets, recompute_batch_norm
+from samplecnn_cli.training.trainer import _training_segments, recompute_batch_norm
 from tests._store_fixtures import TINY_MODEL, make_store, train_tiny_run
 
 
@@ -62,8 +62,7 @@ def test_add_to_average_is_the_mean_of_the_folded_weights_and_survives_last_pt()
 
     def new_state():
         return TrainState(model=net, new_optimizer=lambda m, lr: torch.optim.SGD(m.parameters(), lr=lr),
-                          schedule=FixedSchedule(base_lr=0.1, epochs=3), precision=Precision(torch.device("cpu"),
-                                                                                             "fp32"))
+                          schedule=FixedSchedule(base_lr=0.1, epochs=3), precision=Runtime.cpu().step_precision())
     state = new_state()
     for epoch, value in enumerate((1.0, 2.0, 6.0), start=1):
         with torch.no_grad():
@@ -96,7 +95,7 @@ def test_select_swa_averages_the_last_epochs_with_batch_norm_recomputed(tmp_path
     data = SegmentDataset(split, net.input_samples, sampling=RECIPES["default"]["sampling"], seed=0)
     loader = segment_loader(data, batch_size=23, shuffle=True, seed=0)
     set_epoch(loader, 3)
-    recompute_batch_norm(net, loader, Precision(torch.device("cpu"), "fp32"))
+    recompute_batch_norm(net, loader, Runtime.cpu("fp32").step_precision())
     for k in bn:
         assert torch.allclose(best["state_dict"][k], net.state_dict()[k], atol=1e-6), k
         assert not torch.allclose(best["state_dict"][k], averaged[k])
@@ -105,8 +104,9 @@ def test_select_swa_averages_the_last_epochs_with_batch_norm_recomputed(tmp_path
 def test_train_splits_train_valid_trains_on_every_labelled_clip(tmp_path):
     store = Store(make_store(tmp_path / "store", task="multiclass", seconds=0.05, clips=(6, 3, 2)))
     cfg = TrainConfig(model=TINY_MODEL, train_splits=["train", "valid"], sampling="grid")
-    train_set, valid_set = _datasets(store, 81, cfg)
-    alone, _ = _datasets(store, 81, TrainConfig(model=TINY_MODEL))
+    train_set = _training_segments(store, 81, cfg)
+    alone = _training_segments(store, 81, TrainConfig(model=TINY_MODEL))
+    valid_set = SegmentDataset(store.split("valid"), 81)
     assert isinstance(train_set, JoinedSegments) and len(train_set) == len(alone) + len(valid_set)
     valid = store.split("valid")
     x, y, clips = train_set.read_batch([len(alone) + 1, 0])  # a valid segment, then a train one

@@ -10,12 +10,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from samplecnn_cli import runs
-from samplecnn_cli.errors import DataError, UsageError
+from samplecnn_cli.cli.app import app
+from samplecnn_cli.core.errors import DataError, RunError, UsageError
 from samplecnn_cli.features.compare import feature_choices, paper_value
 from samplecnn_cli.features.extract import extract_features
-from samplecnn_cli.features.transfer import predict_transfer_split, train_transfer
-from samplecnn_cli.main import app
+from samplecnn_cli.features.transfer import TransferOptions, predict_transfer_split, train_transfer
+from samplecnn_cli.runs import folder as runs
 from tests._store_fixtures import make_store
 from tests.test_features_extract import fake_run
 
@@ -36,10 +36,8 @@ def pipeline(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("pipeline")
     store = make_store(root / "store", task="multiclass", clips=(9, 3, 3), seconds=0.25)
     before = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as patch:
-        # the trainer spreads over all cores; one thread is far faster for these tiny models
-        patch.setattr("samplecnn_cli.training.trainer.configure_threads", lambda *a, **k: 1)
-        torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context():
+        torch.set_num_threads(1)  # one thread is far faster for these tiny models (train leaves threads alone)
         run_dirs = [train(model=name, data=store, out=root / key, epochs=1, batch_size=32, precision="fp32",
                           device="cpu", workers=0)
                     for name, key in (("sample-2^5", "small"), ("sample-3^3", "large"))]
@@ -81,13 +79,12 @@ def test_pipeline_extract_transfer_metrics_and_evaluate(pipeline):
 
 def test_transfer_selection_by_run_and_layer(pipeline):
     out = pipeline["root"] / "only-small-layer-1"
-    summary = train_transfer([pipeline["features"]], out, runs=("sample-2^5",), layers=(-1,), poolings=("avg",),
-                             hidden=16, epochs=2)
+    summary = train_transfer([pipeline["features"]], out, TransferOptions(hidden=16, epochs=2), runs=("sample-2^5",), layers=(-1,), poolings=("avg",))
     assert summary["columns"] == 512
     blocks = runs.read_config(out)["features"]["blocks"]
     assert [(b["run"], b["layer"], b["pooling"]) for b in blocks] == [("small", -1, "avg")]
     with pytest.raises(UsageError, match="no run nope"):
-        train_transfer([pipeline["features"]], pipeline["root"] / "x", runs=("nope",), hidden=8, epochs=1)
+        train_transfer([pipeline["features"]], pipeline["root"] / "x", TransferOptions(hidden=8, epochs=1), runs=("nope",))
 
 
 def test_compare_features_writes_the_table(pipeline):
@@ -122,7 +119,7 @@ def test_multilabel_transfer_reports_auc(tmp_path):
     run = fake_run(tmp_path / "run", "sample-2^5", task="multilabel", label_names=["tone0", "tone1", "tone2"])
     features = tmp_path / "f.h5"
     extract_features([run], store, features, layers=(-1,), batch_size=64)
-    summary = train_transfer([features], tmp_path / "t", hidden=16, epochs=3)
+    summary = train_transfer([features], tmp_path / "t", TransferOptions(hidden=16, epochs=3))
     assert set(summary["test"]) >= {"roc_auc", "pr_auc"}
     scores, _ = predict_transfer_split(runs.load_run(tmp_path / "t"), "test")
     assert ((scores >= 0) & (scores <= 1)).all() and not np.allclose(scores.sum(axis=1), 1.0)
@@ -134,10 +131,10 @@ def test_transfer_needs_a_valid_split_and_refuses_overwrite(tmp_path):
     only_train = tmp_path / "train-only.h5"
     extract_features([run], store, only_train, layers=(-1,), splits=("train", "test"))
     with pytest.raises(DataError, match="no 'valid' split"):
-        train_transfer([only_train], tmp_path / "t", hidden=8, epochs=1)
+        train_transfer([only_train], tmp_path / "t", TransferOptions(hidden=8, epochs=1))
     full = tmp_path / "full.h5"
     extract_features([run], store, full, layers=(-1,))
-    train_transfer([full], tmp_path / "t2", hidden=8, epochs=1)
+    train_transfer([full], tmp_path / "t2", TransferOptions(hidden=8, epochs=1))
     result = CliRunner().invoke(app, ["transfer", str(full), "--out", str(tmp_path / "t2"), "--hidden", "8"])
     assert result.exit_code == 1 and "already holds a run" in result.output
 
@@ -162,9 +159,35 @@ def test_several_feature_files_combine_column_wise(pipeline):
     for run_dir in pipeline["runs"]:
         files.append(root / f"{run_dir.name}.h5")
         extract_features([run_dir], pipeline["store"], files[-1], layers=(-1,), poolings=("max",), batch_size=64)
-    summary = train_transfer(files, root / "two-files", hidden=16, epochs=2)
+    summary = train_transfer(files, root / "two-files", TransferOptions(hidden=16, epochs=2))
     assert summary["columns"] == 1024
     blocks = runs.read_config(root / "two-files")["features"]["blocks"]
     assert [(Path(b["file"]).name, b["run"]) for b in blocks] == [("small.h5", "small"), ("large.h5", "large")]
     scores, targets = predict_transfer_split(runs.load_run(root / "two-files"), "valid")
     assert scores.shape == targets.shape == (3, 3)
+
+
+def test_transfer_resume_continues_exactly_where_it_stopped(tmp_path):
+    """`transfer --resume`: a run stopped after 2 epochs and resumed to 4 equals one trained 4 epochs
+    straight (same shuffles, same weights), through the run lifecycle train uses."""
+    store = make_store(tmp_path / "store", task="multiclass", clips=(12, 4, 4), seconds=0.25)
+    run = fake_run(tmp_path / "run", "sample-2^5", label_names=["tone0", "tone1", "tone2"])
+    features = tmp_path / "f.h5"
+    extract_features([run], store, features, layers=(-1,), batch_size=64)
+    options = dict(hidden=16, patience=50, batch_size=4)
+    straight = train_transfer([features], tmp_path / "straight", TransferOptions(epochs=4, **options))
+    train_transfer([features], tmp_path / "resumed", TransferOptions(epochs=2, **options))
+    lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    resumed = train_transfer([features], tmp_path / "resumed", TransferOptions(epochs=4, **options), resume=True)
+    assert resumed["epochs"] == straight["epochs"] == 4
+    a, b = (torch.load(tmp_path / d / "checkpoints" / "last.pt", weights_only=True)["state_dict"]
+            for d in ("straight", "resumed"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert runs.run_status(tmp_path / "resumed") == runs.DONE
+    assert len((tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()) == 4
+    with pytest.raises(UsageError, match="other feature columns"):
+        train_transfer([features], tmp_path / "resumed", TransferOptions(epochs=5, **options), resume=True,
+                       poolings=("max",))
+    with pytest.raises(RunError, match="already holds a run"):
+        train_transfer([features], tmp_path / "resumed", TransferOptions(epochs=4, **options))

@@ -10,11 +10,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from samplecnn_cli.cli.app import app
+from samplecnn_cli.core.errors import DataError, UsageError
 from samplecnn_cli.data.store import SplitWriter
-from samplecnn_cli.errors import DataError, UsageError
 from samplecnn_cli.features.extract import extract_features
 from samplecnn_cli.features.tsne import tsne_plot
-from samplecnn_cli.main import app
 from tests.test_features_extract import fake_run
 
 TAGS = ["piano", "techno", "rock"]

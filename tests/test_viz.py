@@ -9,10 +9,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from samplecnn_cli import runs
-from samplecnn_cli.errors import UsageError
-from samplecnn_cli.main import app
-from samplecnn_cli.registry import create_model
+from samplecnn_cli.cli.app import app
+from samplecnn_cli.core.errors import UsageError
+from samplecnn_cli.models.registry import create_model
+from samplecnn_cli.runs import folder as runs
 from samplecnn_cli.viz import filters as F
 
 runner = CliRunner()
@@ -235,10 +235,9 @@ def test_layer1_figures_say_why(model):
         fig = figures.spectra_figure(result, "m")
         text = " ".join(t.get_text() for t in fig.texts)
         assert "linear up to its ReLU" in text and "sr/3 = 2,667 Hz" in text
-        figures.plt.close(fig)
     fig = figures.spectra_figure(F.gradient_ascent(model, 2, [0, 1], steps=2, sample_rate=8000), "m")
     assert "comes from layer 1's stride of 3" in " ".join(t.get_text() for t in fig.texts)
-    figures.plt.close(fig)
+
 
 
 def test_cli_default_is_weights_and_method_is_checked(run_dir, tmp_path):

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, Dataset, DistributedSampler, Sampler, SequentialSampler
 
+from samplecnn_cli.core.errors import DataError
 from samplecnn_cli.data.segments import AudioMap, segment_index
 from samplecnn_cli.data.store import StoreSplit
-from samplecnn_cli.errors import DataError
 
 MIN_TRAIN_BATCH = 2  # batch norm in training mode needs more than one value per channel
 

@@ -27,20 +27,6 @@ def read_segment(split: StoreSplit, index: int, start: int, input_samples: int) 
     return audio
 
 
-def clip_segments(split: StoreSplit, index: int, input_samples: int) -> np.ndarray:
-    """All non-overlapping segments of clip `index` as a float32 array (segments, input_samples)."""
-    audio = split.read_float(index)
-    return segments_of(audio, input_samples)
-
-
-def segments_of(audio: np.ndarray, input_samples: int) -> np.ndarray:
-    """Cut a 1-D float waveform into (segments, input_samples), zero-padding a clip shorter than one."""
-    if audio.shape[0] < input_samples:
-        audio = np.pad(audio, (0, input_samples - audio.shape[0]))
-    count = audio.shape[0] // input_samples
-    return np.ascontiguousarray(audio[: count * input_samples].reshape(count, input_samples))
-
-
 def segment_index(split: StoreSplit, input_samples: int) -> np.ndarray:
     """(clip, start) of every training segment of a split, as an int64 array (segments, 2)."""
     rows = [(i, s) for i, length in enumerate(split.clip_lengths) for s in segment_starts(int(length), input_samples)]

@@ -31,7 +31,7 @@ import h5py
 import numpy as np
 
 from samplecnn_cli import __version__
-from samplecnn_cli.errors import DataError
+from samplecnn_cli.core.errors import DataError
 
 FORMAT = "samplecnn-store"
 FORMAT_VERSION = 1

@@ -16,8 +16,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from samplecnn_cli.errors import UsageError
-from samplecnn_cli.features.file import FeatureFile
+from samplecnn_cli.core.errors import UsageError
+from samplecnn_cli.data.features_file import FeatureFile
+from samplecnn_cli.features.transfer import TransferOptions, train_transfer
 
 # PAPER-FACTS Table 6: 3^9 pre-trained on MSD, features transferred (accuracy or ROC-AUC).
 TABLE6 = {
@@ -38,7 +39,7 @@ PAPER_COLUMNS = tuple(TABLE6)
 
 
 def _canonical(model: str) -> str:
-    from samplecnn_cli.registry import canonical_name
+    from samplecnn_cli.models.registry import canonical_name
 
     try:
         return canonical_name(model)
@@ -80,12 +81,12 @@ def paper_value(row: dict, column: str | None, single_run: bool) -> tuple[float 
 
 def compare_features(feature_paths: list[Path], out_dir: Path, *, paper_column: str | None = "auto",
                      on_row: Callable[[dict], None] | None = None,
-                     progress: Callable[[int, int, str], None] | None = None, **train_options) -> dict:
+                     progress: Callable[[int, int, str], None] | None = None,
+                     options: TransferOptions | None = None) -> dict:
     """Train one transfer run per feature choice; write OUT/table.md and OUT/table.json.
 
     `progress(rows_done, rows_total, row_name)` is called before each row's run starts and once at the end."""
-    from samplecnn_cli import runs as runs_mod
-    from samplecnn_cli.features.transfer import train_transfer
+    from samplecnn_cli.runs import folder as runs_mod
 
     files = [FeatureFile(Path(p)) for p in feature_paths]
     if not files:
@@ -112,9 +113,9 @@ def compare_features(feature_paths: list[Path], out_dir: Path, *, paper_column: 
         if (run_dir / "summary.json").is_file():
             summary = json.loads((run_dir / "summary.json").read_text())
         else:
-            summary = train_transfer([ff.path for ff in files], run_dir,
+            summary = train_transfer([ff.path for ff in files], run_dir, options,
                                      runs=tuple(choice["runs"]) if choice["runs"] else None,
-                                     layers=tuple(choice["layers"]) if choice["layers"] else None, **train_options)
+                                     layers=tuple(choice["layers"]) if choice["layers"] else None)
         paper, source = paper_value(choice, paper_column, len(run_models) == 1)
         row = {"features": choice["name"], "run_dir": str(run_dir), "columns": summary["columns"],
                **{m: (summary.get("test") or {}).get(m) for m in metric_names},

@@ -1,15 +1,16 @@
 """Multi-level, multi-scale song-level features (Section 4.1): slide trained models over whole clips.
 
 For every clip of every split, each run's model sees all non-overlapping segments of the clip
-(data/segments: a clip shorter than one segment is zero-padded to one); each chosen hidden layer
+(a clip shorter than one segment is zero-padded to one); each chosen hidden layer
 (-3, -2, -1; each (segments, C, T)) is max-pooled and average-pooled over all segments and all time
 steps, giving 2 x C numbers per (run, layer). Several runs with different input sizes give
 multi-scale features. Rows are written block by block to a temporary file renamed at the end, so
-memory stays flat in the number of clips. The file layout is described in features/file.py.
+memory stays flat in the number of clips. The file layout is described in data/features_file.py.
 
-Segments of several clips are batched together: clips are grouped until their segments fill a
-batch, the model runs batch by batch, and per-clip running max and sum are scattered back. The model
-runs through samplecnn_cli.inference (batch norm folded, fastest backend measured for the precision).
+Clips are read in blocks (grouped until their segments fill a batch) and each run's model goes over a
+block through the inference core (inference/predictor.py: segments of several clips share a batch, batch
+norm folded, the fastest backend measured for the runtime's precision; reducers.LayerPools keeps each
+clip's running max and sum).
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ import h5py
 import numpy as np
 
 from samplecnn_cli import __version__
-from samplecnn_cli.data.segments import segments_of
+from samplecnn_cli.core.errors import DataError, RunError, UsageError
+from samplecnn_cli.core.runtime import Runtime
+from samplecnn_cli.data.features_file import FORMAT, FORMAT_VERSION, LAYERS, POOLINGS, Block, blocks_to_json
 from samplecnn_cli.data.store import Store, StoreSplit
-from samplecnn_cli.errors import DataError, RunError, UsageError
-from samplecnn_cli.features.file import FORMAT, FORMAT_VERSION, LAYERS, POOLINGS, Block, blocks_to_json
+from samplecnn_cli.inference.predictor import Predictor, store_clips
+from samplecnn_cli.inference.reducers import LayerPools
 
-PRECISIONS = ("fp32", "bf16")
 ROW_CHUNK = 256  # clips per HDF5 chunk of the feature matrix
 
 
@@ -47,7 +49,7 @@ def _run_keys(run_dirs: list[Path]) -> list[str]:
 
 def load_extractors(run_dirs: list[Path], sample_rate: int, data_dir: Path) -> list:
     """Load each run (model in eval mode) and check it was trained on audio at the store's rate."""
-    from samplecnn_cli.runs import load_run
+    from samplecnn_cli.runs.folder import load_run
 
     if not run_dirs:
         raise UsageError("give at least one run directory to extract features with")
@@ -99,51 +101,27 @@ def clip_blocks(split: StoreSplit, segment_samples: int, batch_size: int) -> Ite
         yield block
 
 
-def pool_clips(fast, audios: list[np.ndarray], layers: tuple[int, ...], batch_size: int) -> dict[int, dict[str, np.ndarray]]:
-    """Max and average of each layer over all segments and time steps of each clip, with `fast` an
-    inference.backend.FastModel (or anything returning (logits, hidden) for a batch).
-
-    Returns {layer: {"max": (clips, C), "avg": (clips, C)}} as float32.
-    """
-    import torch
-
-    segments = [segments_of(audio, fast.input_samples) for audio in audios]
-    owner = torch.as_tensor(np.repeat(np.arange(len(audios)), [len(s) for s in segments]))
-    stacked = torch.from_numpy(np.concatenate(segments, axis=0))
-    maxima: dict[int, torch.Tensor] = {}
-    sums: dict[int, torch.Tensor] = {}
-    steps: dict[int, torch.Tensor] = {}
-    with torch.inference_mode():
-        for begin in range(0, stacked.shape[0], batch_size):
-            idx = owner[begin:begin + batch_size]
-            hidden = fast(stacked[begin:begin + batch_size])[1]
-            for layer in layers:
-                h = hidden[layer].float()  # (B, C, T)
-                if layer not in maxima:
-                    channels = h.shape[1]
-                    maxima[layer] = torch.full((len(audios), channels), -torch.inf)
-                    sums[layer] = torch.zeros(len(audios), channels, dtype=torch.float64)
-                    steps[layer] = torch.zeros(len(audios), dtype=torch.float64)
-                seg_max = h.amax(dim=-1)
-                maxima[layer].scatter_reduce_(0, idx[:, None].expand_as(seg_max), seg_max, "amax")
-                sums[layer].index_add_(0, idx, h.sum(dim=-1).double())
-                steps[layer].index_add_(0, idx, torch.full((len(idx),), float(h.shape[-1]), dtype=torch.float64))
-    return {layer: {"max": maxima[layer].numpy().astype(np.float32),
-                    "avg": (sums[layer] / steps[layer][:, None]).numpy().astype(np.float32)}
+def pool_clips(predictor: Predictor, split: StoreSplit, clips: list[int],
+               layers: tuple[int, ...]) -> dict[int, dict[str, np.ndarray]]:
+    """Max and average of each layer over all segments and time steps of each clip, through the
+    inference core. Returns {layer: {"max": (clips, C), "avg": (clips, C)}} as float32."""
+    rows = [r.features for r in predictor.run(store_clips(split, clips), [LayerPools(layers)])]
+    return {layer: {pooling: np.stack([row[layer][pooling] for row in rows]) for pooling in ("max", "avg")}
             for layer in layers}
 
 
-def extract_features(run_dirs: list[Path], data_dir: Path, out: Path, *,
+def extract_features(run_dirs: list[Path], data_dir: Path, out: Path, runtime: Runtime | None = None, *,
                      layers: tuple[int, ...] | None = None, poolings: tuple[str, ...] | None = None,
-                     splits: tuple[str, ...] | None = None, batch_size: int = 32, precision: str = "fp32",
-                     device: str = "cpu", on_progress: Callable[[str, int, int], None] | None = None) -> dict:
-    """Write the features of every clip of the chosen splits of `data_dir` to `out`; return a summary."""
+                     splits: tuple[str, ...] | None = None, batch_size: int = 32, cache: Path | None = None,
+                     on_progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Write the features of every clip of the chosen splits of `data_dir` to `out` on `runtime`
+    (default: the CPU in fp32); return a summary."""
     import torch
 
+    runtime = runtime or Runtime.cpu()
+    precision = runtime.precision
     layers = tuple(sorted(layers or LAYERS))
     poolings = tuple(p for p in POOLINGS if p in (poolings or POOLINGS))
-    if precision not in PRECISIONS:
-        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     out = _output_file(Path(out))
@@ -155,12 +133,8 @@ def extract_features(run_dirs: list[Path], data_dir: Path, out: Path, *,
     keys = _run_keys([Path(d) for d in run_dirs])
     blocks = plan_blocks(runs, keys, layers, poolings)
     width = blocks[-1].stop
-    from samplecnn_cli.inference.backend import choose
-    from samplecnn_cli.training.device import resolve_device
-
-    torch_device = resolve_device(device)
-    fast_models = [choose(run.model, precision=precision, device=torch_device, batch_size=batch_size)[0]
-                   for run in runs]
+    predictors = [Predictor.for_model(run.model, runtime, task=store.task, batch_size=batch_size, cache=cache)
+                  for run in runs]
     smallest = min(run.model.input_samples for run in runs)
 
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
@@ -176,8 +150,8 @@ def extract_features(run_dirs: list[Path], data_dir: Path, out: Path, *,
             f.create_dataset("blocks", data=blocks_to_json(blocks), dtype=h5py.string_dtype())
             for name in split_names:
                 split = store.split(name)
-                counts[name] = _write_split(f, name, split, fast_models, keys, blocks, width, layers, smallest, batch_size,
-                                            precision, on_progress)
+                counts[name] = _write_split(f, name, split, predictors, keys, blocks, width, layers, smallest,
+                                            batch_size, on_progress)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -186,8 +160,8 @@ def extract_features(run_dirs: list[Path], data_dir: Path, out: Path, *,
         "out": str(out), "data": str(data_dir), "splits": counts, "columns": width,
         "runs": [{"run": k, "run_dir": str(r.run_dir), "model": r.model_name, "input_samples": r.model.input_samples}
                  for k, r in zip(keys, runs, strict=True)],
-        "layers": list(layers), "poolings": list(poolings), "precision": precision, "device": str(torch_device),
-        "backends": [f"{m.backend}/{m.precision}" for m in fast_models],
+        "layers": list(layers), "poolings": list(poolings), "precision": precision, "device": str(runtime.device),
+        "backends": [f"{p.choice.backend}/{p.choice.precision}" for p in predictors],
         "seconds": round(time.perf_counter() - started, 3), "threads": torch.get_num_threads(),
     }
 
@@ -204,8 +178,8 @@ def _output_file(out: Path) -> Path:
     return out
 
 
-def _write_split(f: h5py.File, name: str, split: StoreSplit, fast_models, keys, blocks: list[Block], width: int,
-                 layers: tuple[int, ...], smallest: int, batch_size: int, precision: str, on_progress) -> int:
+def _write_split(f: h5py.File, name: str, split: StoreSplit, predictors, keys, blocks: list[Block], width: int,
+                 layers: tuple[int, ...], smallest: int, batch_size: int, on_progress) -> int:
     n = len(split)
     group = f.create_group(name)
     features = group.create_dataset("features", shape=(n, width), dtype=np.float32,
@@ -215,10 +189,9 @@ def _write_split(f: h5py.File, name: str, split: StoreSplit, fast_models, keys, 
     by_run = {key: [b for b in blocks if b.run == key] for key in keys}
     done = 0
     for clips in clip_blocks(split, smallest, batch_size):
-        audios = [split.read_float(i) for i in clips]
         rows = np.empty((len(clips), width), np.float32)
-        for fast, key in zip(fast_models, keys, strict=True):
-            pooled = pool_clips(fast, audios, layers, batch_size)
+        for predictor, key in zip(predictors, keys, strict=True):
+            pooled = pool_clips(predictor, split, clips, layers)
             for block in by_run[key]:
                 rows[:, block.start:block.stop] = pooled[block.layer][block.pooling]
         features[clips[0]:clips[-1] + 1] = rows

@@ -17,123 +17,35 @@ bytes, e.g. 15k MTAT clips x 3,072 columns = 184 MB).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from samplecnn_cli import runs as run_files
-from samplecnn_cli.errors import DataError, UsageError
-from samplecnn_cli.features.file import Block, FeatureFile
+from samplecnn_cli.core.errors import DataError, UsageError
+from samplecnn_cli.core.runtime import Runtime, task_loss
+from samplecnn_cli.data.features_file import Selection, select_features
+from samplecnn_cli.inference.evaluate import predict_transfer_split
 from samplecnn_cli.models.transfer import TransferMLP
-from samplecnn_cli.training.device import Precision, resolve_device
-from samplecnn_cli.training.engine import CheckpointHook, ConsoleHook, MetricsHook, fit, run_log, summary
+from samplecnn_cli.runs import folder as run_files
+from samplecnn_cli.training.config import RunOptions
+from samplecnn_cli.training.loop import fit, summary
+from samplecnn_cli.training.run import Run
 from samplecnn_cli.training.schedule import EarlyStopping
 from samplecnn_cli.training.state import TrainState
-from samplecnn_cli.training.steps import ValidationSet, task_loss, train_step, validate
+from samplecnn_cli.training.steps import ValidationSet, train_step, validate_rows
 
 MODEL_NAME = "transfer-mlp"
 
 
-@dataclass
-class Selection:
-    """The chosen columns: per feature file, its blocks in column order."""
-
-    files: list[FeatureFile]
-    blocks: list[list[Block]]
-    label_names: list[str]
-    task: str
-    filters: dict = field(default_factory=dict)  # the --runs, --layers, --pooling asked for
-
-    @property
-    def width(self) -> int:
-        return sum(b.channels for blocks in self.blocks for b in blocks)
-
-    def read(self, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Features (N, width), bool targets (N, L) and clip ids of one split, checked across files."""
-        first = self.files[0]
-        clip_ids = first.clip_ids(split)
-        parts = []
-        for ff, blocks in zip(self.files, self.blocks, strict=True):
-            if not blocks:
-                continue
-            if ff is not first and ff.clip_ids(split) != clip_ids:
-                raise DataError(f"{ff.path.name} and {first.path.name} hold different clips in '{split}'",
-                                hint="extract all feature files from the same store")
-            parts.append(ff.read(split, blocks))
-        return np.concatenate(parts, axis=1), first.labels(split), clip_ids
-
-    def describe(self) -> list[dict]:
-        return [{"file": str(ff.path.resolve()), "run": b.run, "model": b.model, "layer": b.layer,
-                 "pooling": b.pooling, "channels": b.channels}
-                for ff, blocks in zip(self.files, self.blocks, strict=True) for b in blocks]
-
-
-def select_features(paths: list[Path], runs: tuple[str, ...] | None = None, layers: tuple[int, ...] | None = None,
-                    poolings: tuple[str, ...] | None = None) -> Selection:
-    """Open feature files and pick the columns matching the filters (a run may live in any file)."""
-    if not paths:
-        raise UsageError("give at least one feature file (written by `samplecnn extract`)")
-    files = [FeatureFile(Path(p)) for p in paths]
-    first = files[0]
-    for ff in files[1:]:
-        if (ff.label_names, ff.task) != (first.label_names, first.task):
-            raise DataError(f"{ff.path.name} and {first.path.name} were extracted from stores with different labels",
-                            hint="combine feature files of the same target dataset only")
-    if runs:
-        known = {r for ff in files for r in ff.runs} | {b.model for ff in files for b in ff.blocks}
-        bad = [r for r in runs if r not in known]
-        if bad:
-            have = ", ".join(f"{k} ({m})" for ff in files for k, m in ff.run_models().items())
-            raise UsageError(f"no run {', '.join(bad)} in the feature files", hint=f"runs there: {have}")
-    blocks = [ff.select(runs, layers, poolings, strict=False) for ff in files]
-    if not any(blocks):
-        raise UsageError("no feature columns match that selection",
-                         hint="check --runs, --layers and --pooling against `samplecnn extract`'s output")
-    filters = {"runs": list(runs or []), "layers": list(layers or []), "poolings": list(poolings or [])}
-    return Selection(files=files, blocks=blocks, label_names=first.label_names, task=first.task, filters=filters)
-
-
-def selection_from_config(config: dict) -> Selection:
-    """Rebuild a transfer run's exact column selection from its config.toml."""
-    entries = config["features"]["blocks"]
-    paths = list(dict.fromkeys(e["file"] for e in entries))
-    files = {p: FeatureFile(Path(p)) for p in paths}
-    blocks: list[list[Block]] = []
-    for p in paths:
-        ff, chosen = files[p], []
-        for e in (e for e in entries if e["file"] == p):
-            match = [b for b in ff.blocks if (b.run, b.layer, b.pooling) == (e["run"], e["layer"], e["pooling"])]
-            if not match:
-                raise DataError(f"{p} no longer holds {e['run']} layer {e['layer']} {e['pooling']}",
-                                hint="re-extract the features this transfer run was trained on")
-            chosen.append(match[0])
-        blocks.append(chosen)
-    ff0 = files[paths[0]]
-    return Selection(files=list(files.values()), blocks=blocks, label_names=ff0.label_names, task=ff0.task)
-
-
-# -- training ---------------------------------------------------------------------------------------
-def predict_scores(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for begin in range(0, x.shape[0], batch_size):
-            out.append(model.predict(torch.from_numpy(x[begin:begin + batch_size])).numpy())
-    return np.concatenate(out, axis=0) if out else np.zeros((0, model.num_outputs), np.float32)
-
-
-@dataclass
-class TransferOptions:
+@dataclass(kw_only=True)
+class TransferOptions(RunOptions):
     hidden: int = 4096
     dropout: float = 0.5
     epochs: int = 100
     lr: float = 1e-4
     batch_size: int = 64
     patience: int = 10
-    seed: int = 0
-    device: str = "auto"
     precision: str = "fp32"  # a small MLP: fp32 costs little; bf16/fp16 on request
 
     def validate(self) -> TransferOptions:
@@ -141,51 +53,57 @@ class TransferOptions:
             raise UsageError("--epochs, --batch-size, --hidden, --patience and --lr must be positive")
         if not 0.0 <= self.dropout < 1.0:
             raise UsageError("--dropout must be in [0, 1)")
+        self.check_runtime()
         return self
 
 
-def train_transfer(feature_paths: list[Path], out: Path, *, runs: tuple[str, ...] | None = None,
-                   layers: tuple[int, ...] | None = None, poolings: tuple[str, ...] | None = None,
-                   console=None, **options) -> dict:
-    """Train a TransferMLP on the selected columns (options: TransferOptions' fields), write a run
-    directory, evaluate on test. Epoch lines go to `console` when given, and to train.log."""
-    opts = TransferOptions(**options).validate()
+def train_transfer(feature_paths: list[Path], out: Path, options: TransferOptions | None = None, *,
+                   runs: tuple[str, ...] | None = None, layers: tuple[int, ...] | None = None,
+                   poolings: tuple[str, ...] | None = None, resume: bool = False, console=None) -> dict:
+    """Train a TransferMLP on the selected columns, write a run directory, evaluate on test. Epoch lines
+    go to `console` when given, and to train.log. With `resume`, a run in `out` continues from its last
+    epoch (its last.pt), on the columns it was started with; without, a failed run there is redone."""
+    opts = (options or TransferOptions()).validate()
     selection = select_features(list(feature_paths), runs, layers, poolings)
     for split in ("train", "valid"):
         if split not in selection.files[0].splits:
             raise DataError(f"{selection.files[0].path.name} has no '{split}' split, which transfer needs",
                             hint="extract with --splits train,valid,test")
-    precision = Precision.resolve(opts.precision, resolve_device(opts.device))
-    run_dir = run_files.RunDir(Path(out)).prepare(start_over_failed=True)  # a killed transfer is redone
-    run_dir.mark(run_files.RUNNING)
-    try:
-        return _train_and_test(selection, run_dir, opts, precision, console)
-    except BaseException as exc:
-        run_dir.mark(run_files.FAILED, reason=f"{type(exc).__name__}: {exc}"[:300])
-        raise
+    precision = Runtime.resolve(opts.device, opts.precision).step_precision()
+    run = Run.prepare(Path(out), resume=resume, start_over_failed=not resume)  # a killed transfer is cheap to redo
+    if run.resumable(resume):
+        _check_same_columns(run, selection)
+    with run.lifecycle():
+        return _train_and_test(selection, run, opts, precision, console, run.resumable(resume))
 
 
-def _train_and_test(selection: Selection, run_dir, opts: TransferOptions, precision, console) -> dict:
+def _check_same_columns(run: Run, selection: Selection) -> None:
+    saved = run_files.read_config(run.path).get("features", {}).get("blocks")
+    if saved != selection.describe():
+        raise UsageError(f"{run.path} was trained on other feature columns",
+                         hint="resume with the same feature files and --runs/--layers/--pooling, or use a new --out")
+
+
+def _train_and_test(selection: Selection, run: Run, opts: TransferOptions, precision, console, resuming: bool) -> dict:
     torch.manual_seed(opts.seed)
     runner = FeatureRunner(selection, opts, precision)
     config = _config(selection, opts, precision, runner.model_kwargs)
-    run_dir.write_config(config)
-    run_files.write_json(run_dir.env, run_files.environment_info(opts.seed))
     save = dict(model_name=MODEL_NAME, model_kwargs=runner.model_kwargs, label_names=selection.label_names,
                 task=selection.task, sample_rate=config["sample_rate"], kind="transfer")
     state = runner.new_state()
-    with run_log(run_dir):
-        hooks = [ConsoleHook(console, run_dir.path), MetricsHook(run_dir), CheckpointHook(run_dir, save, False)]
-        fit(state, runner, hooks, opts.epochs)
-    result = {**summary(state, "transfer", MODEL_NAME), "run_dir": str(run_dir.path), "columns": selection.width,
+    if resuming:
+        run.resume(state)
+    else:
+        run.begin(config, run_files.environment_info(opts.seed))
+    fit(state, runner, run.hooks(console, save), opts.epochs)
+    result = {**summary(state, "transfer", MODEL_NAME), "run_dir": str(run.path), "columns": selection.width,
               "train_clips": runner.train_clips, "valid_clips": len(runner.valid.targets)}
     if "test" in selection.files[0].splits:  # what `samplecnn evaluate RUN_DIR` writes: metrics.json + predictions
-        loaded = run_files.load_run(run_dir.path)
+        loaded = run_files.load_run(run.path)
         scores, targets = predict_transfer_split(loaded, "test")
         metrics = run_files.record_evaluation(loaded, "test", scores, targets, source=config["features"])
         result["test"] = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    run_dir.write_summary(result)
-    run_dir.mark(run_files.DONE)
+    run.finish(result)
     return result
 
 
@@ -206,7 +124,7 @@ def _config(selection: Selection, opts: TransferOptions, precision, model_kwargs
 
 
 class FeatureRunner:
-    """The engine's runner for transfer: shuffled mini-batches of feature rows, one row per clip."""
+    """The epoch loop's runner for transfer: shuffled mini-batches of feature rows, one row per clip."""
 
     unit = "clips"
 
@@ -229,7 +147,7 @@ class FeatureRunner:
     def new_state(self):
         return TrainState(model=self.model, new_optimizer=lambda model, lr: torch.optim.Adam(model.parameters(), lr=lr),
                           schedule=EarlyStopping(lr=self.opts.lr, patience=self.opts.patience),
-                          precision=self.precision)
+                          precision=self.precision, generators={"shuffle": self.generator})
 
     def train_epoch(self, state) -> tuple[float, int]:
         state.model.train()
@@ -242,15 +160,4 @@ class FeatureRunner:
         return total / max(1, self.train_clips), self.train_clips
 
     def validate(self, state) -> dict:
-        return validate(state.model, self.valid, state.precision)
-
-
-def predict_transfer_split(loaded_run, split_name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Scores (N, L) and bool targets (N, L) of a transfer run on one split of its feature files."""
-    selection = selection_from_config(loaded_run.config)
-    x, targets, _ = selection.read(split_name)
-    model = loaded_run.model
-    if x.shape[1] != model.in_features:
-        raise DataError(f"the feature files now give {x.shape[1]} columns, the model expects {model.in_features}",
-                        hint="re-extract the features this transfer run was trained on")
-    return predict_scores(model, x), targets.astype(bool)
+        return validate_rows(state.model, self.valid, state.precision)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from samplecnn_cli.errors import DataError, UsageError
-from samplecnn_cli.features.file import LAYERS, FeatureFile
+from samplecnn_cli.core.errors import DataError, UsageError
+from samplecnn_cli.data.features_file import LAYERS, FeatureFile
 
 MIN_CLIPS = 4
 SMALL = 1000  # clips below which t-SNE runs single-threaded

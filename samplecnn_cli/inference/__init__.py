@@ -1,7 +1,6 @@
-"""Fast batched inference shared by tag, embed, extract and evaluate.
+"""Running trained models: the one inference core (predictor.py: clips -> segment batches -> results per
+clip, with pluggable sources and reducers.py), the fastest backend measured here (backend.py, fold.py,
+plan.py, onnx_runtime.py), evaluation (evaluate.py), libraries of audio files (library.py, decode.py,
+writers.py, embeddings.py, progress.py) and export (export.py).
 
-fold.py      batch norm folded into copies of the conv weights (eval only)
-backend.py   candidate backends (eager, TorchScript frozen, bf16) and the one picked by measurement
-engine.py    the decode pool + batched streaming engine (segments of several files share a batch)
-writers.py   CSV / JSONL tag writers (streamed, resumable) and the embedding HDF5 writer
-"""
+May import runs, data, models and core."""

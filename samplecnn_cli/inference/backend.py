@@ -7,14 +7,16 @@ Candidates (all from a batch-norm-folded copy, fold.py):
 each in fp32, and in bf16 where the CPU computes bf16 natively (never on an AVX2-only CPU or when
 ONEDNN_MAX_CPU_ISA / ATEN_CPU_CAPABILITY force AVX2: both checks below read what PyTorch itself sees).
 Every candidate is timed on the same synthetic batch, interleaved, and the best one is used; the choice
-(backend, precision, batch size) is cached in a small JSON per machine, model and thread count so the
-measurement runs once. Nothing is keyed on CPU names.
+(backend, precision, batch size) is cached in a small JSON (the context's inference cache) per machine,
+model, thread count and version of this code (a hash of backend.py, plan.py and fold.py: a change that
+may change speed is measured again), so the measurement runs once. Nothing is keyed on CPU names.
 
 `FastModel(x)` returns (logits, [hidden -3, -2, -1]) in float32 like ModelOutput, hidden as (B, C, T).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -26,15 +28,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from samplecnn_cli.core.runtime import Runtime
 from samplecnn_cli.inference.fold import fold_batch_norm
 from samplecnn_cli.inference.plan import SamplePlan, supports_plan
 
 BACKENDS = ("eager", "plan", "plan-jit")
 BATCH_CANDIDATES = (4, 8, 16, 32)  # beyond 32 windows the activations outgrow the caches; see docs
-CACHE_ENV = "SAMPLECNN_INFERENCE_CACHE"  # path of the JSON cache; "off" disables it
-# Bump when a backend's code changes speed (plan.py, fold.py): choices measured on the old code are
-# then measured again instead of being trusted.
-BACKENDS_REVISION = "2"
 
 
 @dataclass(frozen=True)
@@ -81,43 +80,27 @@ class FastModel:
         return logits.float().cpu(), [h.float().cpu() for h in hidden]
 
 
-def bf16_native(device: torch.device) -> bool:
-    """bf16 is a candidate only where PyTorch sees native support (never under AVX2 emulation)."""
-    from samplecnn_cli.training.device import fast_bf16
-
-    if device.type == "cpu":
-        return fast_bf16(device) and torch.backends.cpu.get_cpu_capability() not in ("DEFAULT", "AVX2", "NO AVX")
-    return fast_bf16(device)
-
-
-def candidates(model: nn.Module, precision: str, device: torch.device) -> list[tuple[str, str]]:
-    """(backend, precision) pairs worth timing for `precision` (fp32, bf16 or auto)."""
-    if precision == "auto":
-        precisions = ["fp32", "bf16"] if bf16_native(device) else ["fp32"]
-    else:
-        precisions = [precision]
+def candidates(model: nn.Module, runtime: Runtime) -> list[tuple[str, str]]:
+    """(backend, precision) pairs worth timing for the runtime (core/runtime.py: inference_precisions)."""
     backends = ["eager"]
-    if device.type == "cpu" and supports_plan(model):
+    if runtime.device.type == "cpu" and supports_plan(model):
         backends += ["plan", "plan-jit"]
-    return [(b, p) for p in precisions for b in backends]
+    return [(b, p) for p in runtime.inference_precisions() for b in backends]
 
 
-def cache_path() -> Path | None:
-    """The inference choices cache file (SAMPLECNN_INFERENCE_CACHE, else ~/.cache/samplecnn), or None when off."""
-    value = os.environ.get(CACHE_ENV)
-    if value == "off":
-        return None
-    if value:
-        return Path(value)
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "samplecnn" / "inference.json"
+@functools.cache
+def code_revision() -> str:
+    """A hash of the code whose speed is measured: a changed backend is timed again, never trusted."""
+    here = Path(__file__).resolve().parent
+    text = b"".join((here / name).read_bytes() for name in ("backend.py", "plan.py", "fold.py"))
+    return hashlib.sha1(text).hexdigest()[:12]
 
 
 def machine_key(model: nn.Module, precision: str, device: torch.device) -> str:
     """What the measurement depends on: the CPU as PyTorch sees it (ISA level, forced-ISA env vars),
     thread count, torch version, the backends' revision, the model's architecture and the precision."""
     arch = f"{type(model).__name__}:{getattr(model, 'name', '')}:{model.input_samples}:{model.num_outputs}"
-    parts = [torch.__version__, BACKENDS_REVISION, str(device), torch.backends.cpu.get_cpu_capability(),
+    parts = [torch.__version__, code_revision(), str(device), torch.backends.cpu.get_cpu_capability(),
              os.environ.get("ONEDNN_MAX_CPU_ISA", ""), str(torch.get_num_threads()), _cpu_flags(), arch, precision]
     if device.type == "cuda":
         parts.append(torch.cuda.get_device_name(device))
@@ -198,35 +181,32 @@ def pick_batch_size(fast: FastModel, device: torch.device, sizes=BATCH_CANDIDATE
     return best_size
 
 
-def choose(model: nn.Module, *, precision: str = "auto", device: torch.device | str = "cpu",
-           batch_size: int | None = None, backend: str | None = None, use_cache: bool = True) -> tuple[FastModel, Choice]:
-    """The fastest FastModel for `model` here, measured (or read from the per-machine cache)."""
-    device = torch.device(device)
+def choose(model: nn.Module, runtime: Runtime, *, batch_size: int | None = None, backend: str | None = None,
+           cache: Path | None = None) -> tuple[FastModel, Choice]:
+    """The fastest FastModel for `model` under `runtime`, measured here (or read from `cache`, the
+    context's inference cache file; None: measure without remembering)."""
+    device = runtime.device
     model = model.eval()
-    if device.type != "cpu":  # GPUs: the folded model in the requested precision, no timing needed
-        prec = "bf16" if precision == "auto" and bf16_native(device) else ("fp32" if precision == "auto" else precision)
-        fast = FastModel(model, "eager", prec, device)
-        return fast, Choice("eager", prec, batch_size or 64)
+    if device.type != "cpu":  # GPUs: the folded model in the runtime's precision, no timing needed
+        return FastModel(model, "eager", runtime.precision, device), Choice("eager", runtime.precision, batch_size or 64)
     if backend is not None:
-        prec = ("bf16" if bf16_native(device) else "fp32") if precision == "auto" else precision
-        fast = FastModel(model, backend, prec, device)
-        return fast, Choice(fast.backend, prec, batch_size or pick_batch_size(fast, device))
-    path = cache_path() if use_cache else None
-    key = machine_key(model, precision, device)
-    cached = _read_cache(path).get(key)
+        fast = FastModel(model, backend, runtime.precision, device)
+        return fast, Choice(fast.backend, runtime.precision, batch_size or pick_batch_size(fast, device))
+    key = machine_key(model, runtime.requested, device)
+    cached = _read_cache(cache).get(key)
     measured = None
     if cached and cached.get("backend") in BACKENDS:
         best_backend, best_precision = cached["backend"], cached["precision"]
         size = batch_size or cached.get("batch_size")
     else:
-        speeds = measure(model, candidates(model, precision, device), device)
+        speeds = measure(model, candidates(model, runtime), device)
         best_backend, best_precision = max(speeds, key=speeds.get)
         measured = {f"{b}/{p}": round(v, 2) for (b, p), v in speeds.items()}
         size = batch_size
     fast = FastModel(model, best_backend, best_precision, device)
     if size is None:
         size = pick_batch_size(fast, device)
-        _write_cache(path, key, Choice(fast.backend, fast.precision, size))
+        _write_cache(cache, key, Choice(fast.backend, fast.precision, size))
     elif measured is not None:
-        _write_cache(path, key, Choice(fast.backend, fast.precision, None))  # batch size still to measure
+        _write_cache(cache, key, Choice(fast.backend, fast.precision, None))  # batch size still to measure
     return fast, Choice(fast.backend, fast.precision, int(size), measured=measured)

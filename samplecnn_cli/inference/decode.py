@@ -1,4 +1,4 @@
-"""The decode step of the engine, run in worker processes: imports no torch (cheap workers)."""
+"""The decode step of the inference core (predictor.decoded_files), run in worker processes: imports no torch (cheap workers)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 def decode_file(path: str, sample_rate: int):
     """(path, mono float32 samples at `sample_rate`, None) or (path, None, reason)."""
-    from samplecnn_cli.audio import AudioError, decode
+    from samplecnn_cli.data.audio import AudioError, decode
 
     try:
         return path, decode(Path(path), sample_rate), None

@@ -46,7 +46,7 @@ def metadata(loaded) -> dict:
 
 def export_model(loaded, out: Path, fmt: str) -> Path:
     """Write `loaded.model` to `out` (temporary name, then renamed)."""
-    from samplecnn_cli.errors import UsageError
+    from samplecnn_cli.core.errors import UsageError
 
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format '{fmt}'", hint="use onnx or torchscript")
@@ -72,7 +72,7 @@ def export_model(loaded, out: Path, fmt: str) -> Path:
 
 
 def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path, meta: dict) -> None:
-    from samplecnn_cli.errors import UsageError
+    from samplecnn_cli.core.errors import UsageError
 
     try:
         import onnx

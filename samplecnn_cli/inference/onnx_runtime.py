@@ -16,7 +16,7 @@ class OnnxModel:
         try:
             import onnxruntime as ort
         except ImportError:
-            from samplecnn_cli.errors import UsageError
+            from samplecnn_cli.core.errors import UsageError
 
             raise UsageError("--engine onnx needs onnxruntime", hint="pip install 'samplecnn[onnx]'") from None
         options = ort.SessionOptions()

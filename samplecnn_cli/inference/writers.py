@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from samplecnn_cli.errors import UsageError
+from samplecnn_cli.core.errors import UsageError
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 

@@ -8,13 +8,16 @@ pool 3 bring them to 1. The signal is padded by W - H (or n_fft - H) so every fr
 from __future__ import annotations
 
 import math
+import re
 
 import torch
 from torch import nn
 
 from samplecnn_cli.models.base import ConvModule, WaveformClassifier, channel_plan, conv_bn_relu
 from samplecnn_cli.models.mel import MelSpectrogram
+from samplecnn_cli.models.registry import BadName, ModelFamily, ModelSpec, register_family
 
+INPUT_SAMPLES = 59049  # 3^10: every frame-level name has this input
 N_FFT = 729  # 3^6, the paper's FFT size; shorter windows are zero-padded to it
 BANDS = 128
 LOG_C = 10.0  # log(1 + C|A|)
@@ -122,3 +125,41 @@ class FrameLevelMel(_FrameLevel):
     def _front_rows(self) -> list[dict]:
         return [{"layer": f"mel {BANDS} (FFT {N_FFT}, window {self.window})", "stride": str(self.hop),
                  "output_length": self.input_samples // self.hop, "channels": BANDS, "params": 0}]
+
+
+class _FrameFamily(ModelFamily):
+    """frame-KIND-W (hop = window) and frame-KIND-WxH, on a 59,049-sample input."""
+
+    kind = ""
+    model: type[_FrameLevel]
+
+    def parse(self, base: str) -> ModelSpec | None:
+        m = re.match(rf"^frame-{self.kind}-(\d+)(?:x(\d+))?$", base)
+        if m is None:
+            return None
+        window = int(m.group(1))
+        hop = int(m.group(2) or window)
+        if window < hop:
+            raise BadName(f"window {window} is shorter than hop {hop}")
+        if self.kind == "mel" and window > N_FFT:
+            raise BadName(f"the mel window must be at most the FFT size {N_FFT}")
+        try:
+            modules_for(INPUT_SAMPLES, hop)
+        except ValueError:
+            raise BadName(f"hop {hop} must be a power of 3 dividing {INPUT_SAMPLES:,} "
+                          "(3, 9, 27, 81, 243, 729, ...)") from None
+        canonical = f"frame-{self.kind}-{window}" if window == hop else f"frame-{self.kind}-{window}x{hop}"
+        return ModelSpec(self.name, canonical, window=window, hop=hop)
+
+    def build(self, spec: ModelSpec, **kwargs) -> _FrameLevel:
+        return self.model(spec.window, spec.hop, name=spec.canonical, **kwargs)
+
+
+@register_family
+class FrameMelFamily(_FrameFamily):
+    name, kind, model = "frame-mel", "mel", FrameLevelMel
+
+
+@register_family
+class FrameRawFamily(_FrameFamily):
+    name, kind, model = "frame-raw", "raw", FrameLevelRaw

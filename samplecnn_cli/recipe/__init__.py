@@ -10,7 +10,8 @@ skips every step whose command, inputs and outputs are unchanged since it last s
     resolve.py  variables, --set overrides, smoke overrides, foreach -> a list of concrete steps
     hashing.py  fingerprints of files and folders
     runner.py   plan (run or skip), run steps in order, lock file, summary
-The file format is documented in docs/recipes.md.
+The file format is documented in docs/recipes.md. May import every task package below the CLI (it runs
+`samplecnn` commands through the runner the CLI hands it).
 """
 
 from samplecnn_cli.recipe.resolve import Step, resolve_recipe

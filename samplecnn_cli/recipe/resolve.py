@@ -19,7 +19,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from samplecnn_cli.errors import DataError, UsageError
+from samplecnn_cli.core.errors import DataError, UsageError
 from samplecnn_cli.recipe.spec import Recipe
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*)\}")
@@ -101,7 +101,7 @@ def parse_set(items: list[str]) -> dict[str, object]:
 
 def resolve_recipe(recipe: Recipe, *, workdir: Path, overrides: dict | None = None, smoke: bool = False,
                    data_root: Path | None = None, workspace_datasets: dict | None = None) -> ResolvedRecipe:
-    from samplecnn_cli.paths import real
+    from samplecnn_cli.core.paths import real
 
     workdir = real(workdir)
     overrides = dict(overrides or {})
@@ -182,7 +182,7 @@ def _make_step(raw: dict, name: str, scope: dict, label: str) -> Step:
     if "clean" in raw:  # an explicit clean list is checked (and refused if it leaves the work folder)
         clean = [_as_path(p) for p in _expand_args(raw["clean"], scope, label)]
     else:  # by default the outputs, but only those inside the work folder
-        from samplecnn_cli.paths import removal_target
+        from samplecnn_cli.core.paths import removal_target
 
         clean = [p for p in outputs if removal_target(p, scope["workdir"]) is not None]
     return Step(

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from samplecnn_cli import __version__
-from samplecnn_cli.errors import RunError
+from samplecnn_cli.core.context import WORKSPACE_ENV, Context
+from samplecnn_cli.core.errors import RunError
 from samplecnn_cli.recipe.hashing import fingerprint, fingerprints
 from samplecnn_cli.recipe.resolve import ResolvedRecipe, Step
 
@@ -33,7 +34,7 @@ LOCK_NAME = "recipe.lock.json"
 RESOLVED_NAME = "recipe.resolved.toml"
 SUMMARY_NAME = "recipe-summary.json"
 
-Runner = Callable[[list[str]], int]
+Runner = Callable[[list[str], Path], int]  # (a step's argv, the work folder) -> exit code
 
 
 @dataclass
@@ -65,7 +66,7 @@ def load_lock(workdir: Path) -> dict:
 
 
 def save_lock(workdir: Path, recipe_name: str, steps: dict) -> None:
-    from samplecnn_cli.runs import write_json
+    from samplecnn_cli.runs.folder import write_json
 
     write_json(Path(workdir) / LOCK_NAME, {"recipe": recipe_name, "samplecnn_version": __version__,
                                            "steps": steps})
@@ -122,14 +123,20 @@ def _overlaps(a: Path, b: Path) -> bool:
 
 
 # -- running ---------------------------------------------------------------------------------------
-def in_process(command, *, debug: bool = False) -> Runner:
+def in_process(command, context: Context | None = None) -> Runner:
     """A runner that calls `command` (the CLI's root click command) like a library: no new Python
-    process per step. The CLI hands its own root command in, so the recipe library never imports it."""
+    process per step. The CLI hands its own root command and context in, so the recipe library never
+    imports it; each step gets the context with the work folder as its workspace (commands that fall
+    back on "the workspace" stay inside it)."""
     from rich.console import Console
 
-    def run(argv: list[str]) -> int:
+    context = context or Context()
+    debug = context.debug
+
+    def run(argv: list[str], workdir: Path) -> int:
         try:
-            result = command.main(args=list(argv), prog_name="samplecnn", standalone_mode=False)
+            result = command.main(args=list(argv), prog_name="samplecnn", standalone_mode=False,
+                                  obj=context.with_workspace(workdir))
         except SystemExit as exc:
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         except KeyboardInterrupt:
@@ -149,8 +156,10 @@ def in_process(command, *, debug: bool = False) -> Runner:
     return run
 
 
-def run_subprocess(argv: list[str]) -> int:
-    return subprocess.call([sys.executable, "-m", "samplecnn_cli", *argv])
+def run_subprocess(argv: list[str], workdir: Path) -> int:
+    """A step in its own `python -m samplecnn_cli` process, with the work folder as its workspace."""
+    env = {**os.environ, WORKSPACE_ENV: str(workdir)}
+    return subprocess.call([sys.executable, "-m", "samplecnn_cli", *argv], env=env)
 
 
 def run_recipe(resolved: ResolvedRecipe, *, runner: Runner | None = None,
@@ -182,7 +191,7 @@ def run_recipe(resolved: ResolvedRecipe, *, runner: Runner | None = None,
 
 def check_clean_paths(resolved: ResolvedRecipe) -> None:
     """Before any step runs: every path a step may remove must resolve inside the work folder."""
-    from samplecnn_cli.paths import removal_target
+    from samplecnn_cli.core.paths import removal_target
 
     for step in resolved.steps:
         for path in step.clean:
@@ -196,8 +205,7 @@ def check_clean_paths(resolved: ResolvedRecipe) -> None:
 def _run_steps(resolved: ResolvedRecipe, runner: Runner, echo: Callable[[str], None]) -> dict:
     import tomli_w
 
-    from samplecnn_cli.runs import atomic_write_text, write_json
-    from samplecnn_cli.workspace import ENV_VAR
+    from samplecnn_cli.runs.folder import atomic_write_text, write_json
 
     workdir = resolved.workdir
     atomic_write_text(workdir / RESOLVED_NAME, "# written by `samplecnn recipe run`: the recipe with every "
@@ -206,48 +214,40 @@ def _run_steps(resolved: ResolvedRecipe, runner: Runner, echo: Callable[[str], N
     records = []
     started = time.perf_counter()
     total = len(resolved.steps)
-    previous_env = os.environ.get(ENV_VAR)
-    os.environ[ENV_VAR] = str(workdir)  # commands that fall back on "the workspace" stay inside workdir
-    try:
-        for number, step in enumerate(resolved.steps, 1):
-            run, reason = decide(step, lock.get(step.name))
-            head = f"[{number}/{total}] {step.name}"
-            if not run:
-                echo(f"{head}: skipped (unchanged)")
-                records.append({"name": step.name, "status": "skipped", "seconds": 0.0})
-                continue
-            missing = [dep for dep in step.deps if not dep.exists()]
-            if missing:
-                raise RunError(f"step '{step.name}': input {missing[0]} does not exist",
-                               hint="an earlier step should write it: check the recipe's deps and outputs")
-            echo(f"{head}: running ({reason})\n  $ samplecnn {shlex.join(step.argv)}")
-            if step.name in lock:  # ran (or started) before under this recipe: its old outputs go
-                _clean(step, workdir)
-            lock[step.name] = {"state": "started", "command": step.argv}
-            save_lock(workdir, resolved.recipe.name, lock)
-            dep_prints = fingerprints(step.deps)
-            t0 = time.perf_counter()
-            code = (runner or run_subprocess)(step.argv)
-            seconds = round(time.perf_counter() - t0, 2)
-            if code != 0:
-                records.append({"name": step.name, "status": "failed", "exit_code": code, "seconds": seconds})
-                _write_summary(resolved, records, started, write_json)
-                raise RunError(f"step '{step.name}' failed with exit code {code}",
-                               hint="fix the cause and run the same command again: finished steps are skipped")
-            absent = [out for out in step.outputs if not out.exists()]
-            if absent:
-                raise RunError(f"step '{step.name}' succeeded but did not write its output {absent[0]}",
-                               hint="the recipe's 'outputs' must list what the command writes")
-            lock[step.name] = {"state": "done", "command": step.argv, "deps": dep_prints, "outputs": fingerprints(step.outputs),
-                               "seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
-            save_lock(workdir, resolved.recipe.name, lock)
-            records.append({"name": step.name, "status": "ran", "seconds": seconds})
-            echo(f"{head}: done in {seconds:.1f} s")
-    finally:
-        if previous_env is None:
-            os.environ.pop(ENV_VAR, None)
-        else:
-            os.environ[ENV_VAR] = previous_env
+    for number, step in enumerate(resolved.steps, 1):
+        run, reason = decide(step, lock.get(step.name))
+        head = f"[{number}/{total}] {step.name}"
+        if not run:
+            echo(f"{head}: skipped (unchanged)")
+            records.append({"name": step.name, "status": "skipped", "seconds": 0.0})
+            continue
+        missing = [dep for dep in step.deps if not dep.exists()]
+        if missing:
+            raise RunError(f"step '{step.name}': input {missing[0]} does not exist",
+                           hint="an earlier step should write it: check the recipe's deps and outputs")
+        echo(f"{head}: running ({reason})\n  $ samplecnn {shlex.join(step.argv)}")
+        if step.name in lock:  # ran (or started) before under this recipe: its old outputs go
+            _clean(step, workdir)
+        lock[step.name] = {"state": "started", "command": step.argv}
+        save_lock(workdir, resolved.recipe.name, lock)
+        dep_prints = fingerprints(step.deps)
+        t0 = time.perf_counter()
+        code = (runner or run_subprocess)(step.argv, workdir)
+        seconds = round(time.perf_counter() - t0, 2)
+        if code != 0:
+            records.append({"name": step.name, "status": "failed", "exit_code": code, "seconds": seconds})
+            _write_summary(resolved, records, started, write_json)
+            raise RunError(f"step '{step.name}' failed with exit code {code}",
+                           hint="fix the cause and run the same command again: finished steps are skipped")
+        absent = [out for out in step.outputs if not out.exists()]
+        if absent:
+            raise RunError(f"step '{step.name}' succeeded but did not write its output {absent[0]}",
+                           hint="the recipe's 'outputs' must list what the command writes")
+        lock[step.name] = {"state": "done", "command": step.argv, "deps": dep_prints, "outputs": fingerprints(step.outputs),
+                           "seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        save_lock(workdir, resolved.recipe.name, lock)
+        records.append({"name": step.name, "status": "ran", "seconds": seconds})
+        echo(f"{head}: done in {seconds:.1f} s")
     return _write_summary(resolved, records, started, write_json)
 
 
@@ -256,7 +256,7 @@ def _clean(step: Step, workdir: Path) -> None:
     `clean` paths (by default its outputs; `clean = []` for commands that resume by themselves, such as
     preprocess). Only paths inside the work folder are ever removed: they are resolved (symlinks and
     `..` followed) before the check, and a path that leaves the work folder stops the recipe."""
-    from samplecnn_cli.paths import remove_inside
+    from samplecnn_cli.core.paths import remove_inside
 
     for out in step.clean:
         if not remove_inside(out, workdir):

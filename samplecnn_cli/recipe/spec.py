@@ -11,7 +11,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from samplecnn_cli.errors import UsageError
+from samplecnn_cli.core.errors import UsageError
 
 TOP_KEYS = {"title", "description", "reproduces", "cost", "vars", "smoke", "datasets", "steps"}
 STEP_KEYS = {"name", "help", "command", "deps", "outputs", "foreach", "when", "estimate", "clean"}
@@ -39,9 +39,9 @@ class Recipe:
 
 
 def recipes_dir() -> Path:
-    from samplecnn_cli.registry import _data_dir
+    from samplecnn_cli.core.paths import bundled_dir
 
-    return _data_dir("recipes")
+    return bundled_dir("recipes")
 
 
 def bundled_recipes() -> list[Recipe]:

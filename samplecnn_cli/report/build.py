@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from samplecnn_cli import __version__
-from samplecnn_cli.errors import RunError
+from samplecnn_cli.core.errors import RunError
 from samplecnn_cli.report.collect import Collected, RunData, collect
 from samplecnn_cli.report.tables import build_tables
-from samplecnn_cli.runs import atomic_write_text, write_json
-from samplecnn_cli.workspace import safe_name
+from samplecnn_cli.runs.folder import atomic_write_text, write_json
+from samplecnn_cli.runs.workspace import safe_name
 
 ROC_MAX_LABELS = 8  # ROC curves drawn per run: the most frequent labels (plus the micro average)
 ENV_KEYS = ("samplecnn", "python", "torch", "torchaudio", "numpy", "scikit-learn", "platform", "device",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from samplecnn_cli.errors import DataError
+from samplecnn_cli.core.errors import DataError
 
 TSNE_DEPTH = 3  # how deep below a run directory t-SNE outputs are looked for
 
@@ -152,7 +152,7 @@ def collect(paths: list[Path]) -> Collected:
             out.skipped.append(f"{path}: not a folder (nor a t-SNE PNG with its JSON)")
             continue
         if (path / "config.toml").is_file():
-            from samplecnn_cli.runs import DONE, run_status
+            from samplecnn_cli.runs.folder import DONE, run_status
 
             status = run_status(path)
             if status != DONE:  # a running or failed run would be an empty or misleading row

@@ -48,7 +48,7 @@ def params(run: RunData) -> int | None:
     if run.summary.get("params"):
         return int(run.summary["params"])
     try:  # older runs: rebuild the (untrained) model to count
-        from samplecnn_cli.registry import create_model
+        from samplecnn_cli.models.registry import create_model
 
         kwargs = {k: v for k, v in (run.config.get("model_kwargs") or {}).items()}
         return int(create_model(run.model, **kwargs).num_params())
@@ -80,7 +80,7 @@ def seconds_per_epoch(run: RunData) -> float | None:
 
 
 def canonical(run: RunData) -> str:
-    from samplecnn_cli.registry import canonical_name
+    from samplecnn_cli.models.registry import canonical_name
 
     try:
         return canonical_name(run.model)
@@ -151,7 +151,7 @@ def run_table(runs: list[RunData]) -> dict:
 
 
 def _table2_names() -> set[str]:
-    from samplecnn_cli.registry import catalogue
+    from samplecnn_cli.models.registry import catalogue
 
     return {e.name for e in catalogue()["models"].values() if "Table 2" in e.table}
 
@@ -159,7 +159,7 @@ def _table2_names() -> set[str]:
 def table2(runs: list[RunData]) -> dict | None:
     """Table 2: every configuration of the paper, with the MTAT ROC-AUC of the given runs of that exact
     configuration on MTAT. Other runs go to `other_runs_table`, never here."""
-    from samplecnn_cli.registry import catalogue, parse_name
+    from samplecnn_cli.models.registry import catalogue, parse_name
 
     names = _table2_names()
     ours: dict[str, list[float]] = {}
@@ -212,7 +212,7 @@ def _references_text(references: dict[str, RunData]) -> str:
 
 
 def _table5_entries() -> dict[int, object]:
-    from samplecnn_cli.registry import catalogue, config_for_rate
+    from samplecnn_cli.models.registry import catalogue, config_for_rate
 
     rates = {e.sample_rate for e in catalogue()["models"].values() if e.table.startswith("Table 3")}
     return {rate: config_for_rate(rate) for rate in sorted(rates | {REFERENCE_RATE})}

@@ -10,21 +10,34 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from samplecnn_cli.errors import UsageError
+from samplecnn_cli.core.errors import UsageError
+from samplecnn_cli.core.runtime import check_device, check_precision
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULES = ("plateau", "step", "cosine")
 SAMPLINGS = ("grid", "random")
 OPTIMIZERS = ("sgd", "adamw")
 SELECTS = ("best", "last", "swa")  # which weights become best.pt (what evaluate/tag/export use)
 TRAIN_SPLITS = ("train", "valid")
-DEVICES = ("auto", "cpu", "cuda")
 # chosen on the machine that runs the job, so a resumed run takes them from the command line
 MACHINE_FIELDS = ("device", "workers")
 
 
-@dataclass
-class TrainConfig:
+@dataclass(kw_only=True)
+class RunOptions:
+    """What every kind of run takes (train's TrainConfig, transfer's TransferOptions): its seed, and where
+    and at which precision it runs, in core/runtime.py's words (resolved there, once)."""
+
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"  # auto = bf16 where the hardware runs it natively, else fp32
+
+    def check_runtime(self) -> None:
+        check_device(self.device)
+        check_precision(self.precision)
+
+
+@dataclass(kw_only=True)
+class TrainConfig(RunOptions):
     model: str
     epochs: int | None = None  # a cap on the schedule; None = until the schedule stops
     batch_size: int = 23  # per optimizer step, over all processes (MTAT batch in the paper)
@@ -48,15 +61,13 @@ class TrainConfig:
     swa_epochs: int = 5
     # the splits trained on; ["train", "valid"]: validation is still reported, but is no longer held out
     train_splits: list = field(default_factory=lambda: ["train"])
-    precision: str = "auto"  # auto = bf16 where the hardware has fast bf16, else fp32
-    device: str = "auto"
     workers: int | None = None  # segment reader threads; None = 0 on CPU (read in the loop), 8 on CUDA
-    seed: int = 0
     input_stats_segments: int = 512  # frame-mel: training segments sampled for the spectrogram mean/std
     model_overrides: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        values = asdict(self)
+        return {"model": values.pop("model"), **values}
 
     def validate(self) -> TrainConfig:
         """Raise a UsageError for a value no run can use (before any folder is created)."""
@@ -69,8 +80,7 @@ class TrainConfig:
                              hint="0 reads data in the training process")
         if not 0 < self.lr_factor < 1 or self.patience < 1 or self.lr_decreases < 0 or self.momentum < 0:
             raise UsageError("lr factor must be in (0, 1), patience at least 1, momentum and decreases >= 0")
-        if self.precision not in PRECISIONS:
-            raise UsageError(f"unknown precision '{self.precision}'", hint="use fp32, bf16 or fp16 (or auto)")
+        self.check_runtime()
         for name, value, allowed in (("schedule", self.schedule, SCHEDULES), ("sampling", self.sampling, SAMPLINGS),
                                      ("optimizer", self.optimizer, OPTIMIZERS)):
             if value not in allowed:
@@ -87,8 +97,6 @@ class TrainConfig:
         splits = list(self.train_splits)
         if "train" not in splits or any(s not in TRAIN_SPLITS for s in splits) or len(set(splits)) != len(splits):
             raise UsageError(f"--train-splits must be train or train,valid, not '{','.join(map(str, splits))}'")
-        if self.device not in DEVICES and not self.device.startswith("cuda:"):
-            raise UsageError(f"unknown device '{self.device}'", hint="use auto, cpu or cuda")
         return self
 
     @classmethod

@@ -6,34 +6,10 @@ gloo on CPU, NCCL on CUDA. No home-made launcher: start with
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-
 import torch
 import torch.distributed as dist
 
-
-@dataclass
-class DistInfo:
-    world_size: int = 1
-    rank: int = 0
-    local_rank: int = 0
-    local_world_size: int = 1
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def from_environment() -> DistInfo:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return DistInfo(world_size=world, rank=int(os.environ.get("RANK", "0")),
-                    local_rank=int(os.environ.get("LOCAL_RANK", "0")),
-                    local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", str(world))))
+from samplecnn_cli.core.context import DistInfo  # read from torchrun's variables once, by the CLI
 
 
 def init(info: DistInfo, device: torch.device) -> None:

@@ -4,7 +4,7 @@ lr starts at 0.01; when validation loss has not improved for `patience` (3) epoc
 are reloaded and lr is divided by 5; after `decreases` (4) such steps (last lr 0.000016) the next
 plateau ends training. The trainer acts on the decision `step()` returns.
 
-A schedule is what the engine (training/engine.py) asks for: `lr` (read at the start of every
+A schedule is what the epoch loop (training/loop.py) asks for: `lr` (read at the start of every
 epoch and set on the optimizer, so a schedule may change it per epoch, e.g. cosine), `step(epoch,
 valid_loss)` -> CONTINUE | DECREASE (reload the best weights, fresh optimizer at the new lr) | STOP,
 `best_loss`, `best_epoch`, `decreases_done`, `stop_text()`, `state_dict()` / `load_state_dict()`.
@@ -65,7 +65,7 @@ class EarlyStopping(_Fields):
     """A constant lr and early stopping: STOP after `patience` epochs without a lower validation loss.
 
     What `samplecnn transfer` runs (Adam). The same interface as PaperSchedule (lr, best_loss,
-    best_epoch, decreases_done, step, state_dict), which is all the engine asks of a schedule."""
+    best_epoch, decreases_done, step, state_dict), which is all the epoch loop asks of a schedule."""
 
     lr: float = 1e-4
     patience: int = 10
@@ -93,7 +93,7 @@ class FixedSchedule(_Fields):
     kind "step": `lr` times `factor` from each epoch listed in `steps` on (e.g. steps (10,): epochs 1-10
     at lr, 11- at lr * factor). kind "cosine": from `lr` down to `lr * final` along half a cosine over the
     epochs after warmup. Both start with `warmup` epochs rising linearly to `lr`. Epoch-wise lr is what
-    the engine sets; best_loss/best_epoch still track the lowest validation loss (best.pt)."""
+    the epoch loop sets; best_loss/best_epoch still track the lowest validation loss (best.pt)."""
 
     kind: str = "cosine"
     base_lr: float = 0.01

@@ -2,8 +2,8 @@
 
 model, optimizer (rebuilt by `new_optimizer` at the schedule's lr: the paper's recipe restarts
 momentum at each lr decrease), schedule, precision (its scaler), epoch, seconds spent, the best
-weights so far, and why the run stopped. `state_dict` also keeps the RNG states, so a resumed run
-draws what the uninterrupted run would have drawn.
+weights so far, and why the run stopped. `state_dict` also keeps the RNG states (torch's and a runner's
+own generators), so a resumed run draws what the uninterrupted run would have drawn.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from samplecnn_cli.training.device import Precision
+from samplecnn_cli.core.runtime import StepPrecision
 
 
 @dataclass
@@ -22,13 +22,14 @@ class TrainState:
     model: torch.nn.Module  # the bare model (not the DDP wrapper): what checkpoints hold
     new_optimizer: Callable[[torch.nn.Module, float], torch.optim.Optimizer]
     schedule: object  # PaperSchedule, EarlyStopping... (see training/schedule.py)
-    precision: Precision
+    precision: StepPrecision
     epoch: int = 0
     seconds: float = 0.0
     stop_reason: str | None = None
     best: dict = field(default_factory=dict)  # the best weights so far (a copy of a state_dict)
     average: dict = field(default_factory=dict)  # --select swa: the running mean of epochs' weights
     averaged_epochs: list = field(default_factory=list)  # the epochs in `average`
+    generators: dict = field(default_factory=dict)  # a runner's own torch.Generators (e.g. its shuffle)
 
     def __post_init__(self):
         self.optimizer = self.new_optimizer(self.model, self.schedule.lr)
@@ -64,7 +65,8 @@ class TrainState:
                 "scaler": self.precision.state_dict(), "best_state_dict": self.best,
                 "average_state_dict": self.average, "averaged_epochs": list(self.averaged_epochs),
                 "rng": {"torch": torch.get_rng_state(),
-                        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}}
+                        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                        "generators": {name: g.get_state() for name, g in self.generators.items()}}}
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from `state` (a last.pt payload; its "state_dict" holds the model's weights)."""
@@ -80,6 +82,9 @@ class TrainState:
         self.average = state.get("average_state_dict") or {}
         self.averaged_epochs = list(state.get("averaged_epochs") or [])
         torch.set_rng_state(state["rng"]["torch"])
+        for name, generator_state in (state["rng"].get("generators") or {}).items():
+            if name in self.generators:
+                self.generators[name].set_state(generator_state)
         device = next(self.model.parameters()).device
         if device.type == "cuda" and state["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(state["rng"]["cuda"], device)

@@ -3,22 +3,21 @@
 What is special to waveform models lives here: finding the store, building the model and the
 segment loaders (SegmentRunner: one epoch of segments, validation with a song-level metric; under
 torchrun the model is wrapped in DistributedDataParallel, each rank trains on its share of every
-global batch, rank 0 validates and broadcasts, and rank 0 alone writes). The epoch loop, the
-schedule's decisions, checkpoints and metrics are the engine's (training/engine.py), shared with
-`samplecnn transfer`.
+global batch, rank 0 validates (steps.validate_clips, through the inference core) and broadcasts, and rank
+0 alone writes). The epoch loop, the schedule's decisions, checkpoints and metrics are training/loop.py's,
+the run folder's lifecycle training/run.py's; both are shared with `samplecnn transfer`.
 
 Where a new training option plugs in: a field of TrainConfig (config.py; written to config.toml and
 read back on --resume), then
   - a schedule: training/schedule.py (the interface is in its docstring), picked in `_schedule`;
-  - a validation split carved from train: `_datasets` (it returns the train and valid datasets);
-  - segment sampling (random offsets...): data/loader.py's SegmentDataset, built in `_datasets`;
+  - which splits are trained on: `_training_segments`;
+  - segment sampling (random offsets...): data/loader.py's SegmentDataset, built in `_training_segments`;
   - which weights become best.pt (--select): CheckpointHook (best) or _SelectHook (last, swa).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,9 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from samplecnn_cli import runs
+from samplecnn_cli.core.context import DistInfo
+from samplecnn_cli.core.errors import DataError, RunError, UsageError
+from samplecnn_cli.core.runtime import Runtime, StepPrecision, task_loss
 from samplecnn_cli.data.loader import (
     JoinedSegments,
     SegmentDataset,
@@ -36,48 +37,41 @@ from samplecnn_cli.data.loader import (
     set_epoch,
 )
 from samplecnn_cli.data.store import Store
-from samplecnn_cli.errors import DataError, RunError, UsageError
+from samplecnn_cli.runs import folder as runs
 from samplecnn_cli.training import distributed as dist_util
 from samplecnn_cli.training.config import TrainConfig, describe, recipe_options
-from samplecnn_cli.training.device import Precision, configure_threads, resolve_device
-from samplecnn_cli.training.engine import (
-    CheckpointHook,
-    ConsoleHook,
-    Hook,
-    MetricsHook,
-    fit,
-    log,
-    run_log,
-    summary,
-)
+from samplecnn_cli.training.loop import Hook, fit, log, summary
 from samplecnn_cli.training.progress import EpochProgress
+from samplecnn_cli.training.run import Run
 from samplecnn_cli.training.schedule import FixedSchedule, PaperSchedule
 from samplecnn_cli.training.state import TrainState
-from samplecnn_cli.training.steps import ValidationSet, task_loss, train_step, validate
+from samplecnn_cli.training.steps import train_step, validate_clips
 
 
 def train(model: str, *, data: str | Path | None = None, dataset: str | None = None, out: str | Path | None = None,
-          resume: bool = False, console: Console | None = None, **options) -> Path:
+          resume: bool = False, console: Console | None = None, workspace: Path | None = None,
+          dist: DistInfo | None = None, model_overrides: dict | None = None, **options) -> Path:
     """Train `model` on a store (`data`, or `dataset` looked up in the workspace); return the run dir.
 
     `options`: `recipe` ("default" or "paper", see training/config.py RECIPES) and TrainConfig's fields
     (epochs, batch_size, lr, schedule, sampling, precision, device, workers, seed, ...; None = the
-    recipe's value); any other keyword overrides a model argument (e.g. dropout; None = the model's
-    default). Every option is checked before any folder is created."""
+    recipe's value). `model_overrides` change the model's own arguments (e.g. {"dropout": 0.3}; None
+    values are the model's default). Every option is checked before any folder is created. `workspace` (the context's) is where
+    --dataset and a run without --out are looked up; `dist` is this process's place under torchrun."""
     fields = TrainConfig.__dataclass_fields__
-    overrides = {k: v for k, v in options.items() if k not in fields and v is not None}
     recipe = options.pop("recipe", None) or "default"
-    known = recipe_options(recipe, {k: v for k, v in options.items() if k in fields and k != "model_overrides"})
-    cfg = TrainConfig(model=model, recipe=recipe, **known, model_overrides=overrides).validate()
+    unknown = sorted(k for k in options if k not in fields or k in ("model", "recipe", "model_overrides"))
+    if unknown:
+        raise UsageError(f"unknown training option {unknown[0]!r}", hint="model arguments go in model_overrides")
+    overrides = {k: v for k, v in (model_overrides or {}).items() if v is not None}
+    cfg = TrainConfig(model=model, recipe=recipe, **recipe_options(recipe, options), model_overrides=overrides).validate()
     job = Job(data=data, dataset=dataset, out=Path(out) if out is not None else None, resume=resume,
-              console=console or Console(stderr=True))
-    info = dist_util.from_environment()
-    torch_device = resolve_device(cfg.device, info.local_rank)
-    if torch_device.type == "cpu":
-        configure_threads(info.local_world_size)
-    dist_util.init(info, torch_device)
+              console=console or Console(stderr=True), workspace=workspace)
+    info = dist or DistInfo()
+    runtime = Runtime.resolve(cfg.device, cfg.precision, info.local_rank)
+    dist_util.init(info, runtime.device)
     try:
-        return _train(cfg, job, info, torch_device)
+        return _train(cfg, job, info, runtime)
     finally:
         dist_util.shutdown(info)
 
@@ -91,6 +85,7 @@ class Job:
     out: Path | None
     resume: bool
     console: Console
+    workspace: Path | None = None
 
 
 @dataclass
@@ -102,21 +97,20 @@ class Setup:
     net: torch.nn.Module
     model_kwargs: dict
     train_set: SegmentDataset | JoinedSegments
-    valid_set: SegmentDataset
     warning: str | None
 
 
 # -- setup -----------------------------------------------------------------------------------------
-def find_store_dir(model: str, data, dataset) -> Path:
+def find_store_dir(model: str, data, dataset, workspace: Path | None = None) -> Path:
     """--data wins; --dataset: the workspace's only store, else the one at the model's native rate."""
     if (data is None) == (dataset is None):
         raise UsageError("pass exactly one of --data DIR or --dataset NAME")
     if data is not None:
         return Path(data)
-    from samplecnn_cli.registry import native_sample_rate
-    from samplecnn_cli.workspace import Workspace
+    from samplecnn_cli.models.registry import native_sample_rate
+    from samplecnn_cli.runs.workspace import Workspace
 
-    ws = Workspace.find()
+    ws = Workspace.find(root=workspace)
     stores = ws.stores(dataset)
     return ws.find_store(dataset, None if len(stores) == 1 else native_sample_rate(model))
 
@@ -126,7 +120,12 @@ def rate_warning(model_name: str, store_rate: int) -> str | None:
 
     Models outside the paper's tables (sample-3^6, plugins...) have no rate they were designed for.
     """
-    from samplecnn_cli.registry import canonical_name, catalogue_entry, config_for_rate, native_sample_rate
+    from samplecnn_cli.models.registry import (
+        canonical_name,
+        catalogue_entry,
+        config_for_rate,
+        native_sample_rate,
+    )
 
     entry = catalogue_entry(canonical_name(model_name))
     native = native_sample_rate(model_name)
@@ -163,9 +162,9 @@ def _prepare_out(info, job: Job, model_name: str, dataset_name: str) -> runs.Run
             if out is None:
                 if job.resume:
                     raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
-                from samplecnn_cli.workspace import Workspace
+                from samplecnn_cli.runs.workspace import Workspace
 
-                out = Workspace.find().new_run_dir(model_name, dataset_name)
+                out = Workspace.find(root=job.workspace).new_run_dir(model_name, dataset_name)
             result = (str(runs.RunDir(Path(out)).prepare(job.resume).path), None, None)
         except (RunError, UsageError) as exc:
             result = ("", type(exc).__name__, exc.message + ("\n" + exc.hint if exc.hint else ""))
@@ -177,32 +176,28 @@ def _prepare_out(info, job: Job, model_name: str, dataset_name: str) -> runs.Run
 
 
 # -- the run ---------------------------------------------------------------------------------------
-def _train(cfg: TrainConfig, job: Job, info, device: torch.device) -> Path:
+def _train(cfg: TrainConfig, job: Job, info, runtime: Runtime) -> Path:
     cfg, data = _resumed_config(cfg, job)
-    precision = Precision.resolve(cfg.precision, device)
-    setup = _build(cfg, data, job.dataset)
+    if cfg.precision != runtime.requested:  # a resumed run keeps the precision it was started with
+        runtime = Runtime.resolve(cfg.device, cfg.precision, info.local_rank)
+    precision = runtime.step_precision()
+    setup = _build(cfg, data, job)
     if setup.warning and info.is_main:
         job.console.print(f"[yellow]Warning:[/] {setup.warning}", highlight=False)
-    run_dir = _prepare_out(info, job, cfg.model, setup.store.dataset or setup.store.directory.name)
-    resuming = job.resume and run_dir.last.is_file()
-    if info.is_main:
-        run_dir.mark(runs.RUNNING)
-    try:
-        with run_log(run_dir, enabled=info.is_main):
-            if info.is_main and not resuming:
-                _start_run(setup, run_dir, precision, info)
-            if setup.warning and info.is_main:
-                log.warning(setup.warning)
-            return _fit(setup, run_dir, precision, info, job)
-    except BaseException as exc:
-        if info.is_main:
-            run_dir.mark(runs.FAILED, reason=f"{type(exc).__name__}: {exc}"[:300])
-        raise
+    run = Run(_prepare_out(info, job, cfg.model, setup.store.dataset or setup.store.directory.name),
+              is_main=info.is_main)
+    with run.lifecycle():
+        resuming = run.resumable(job.resume)
+        if info.is_main and not resuming:
+            run.begin(*_start_config(setup, precision, info))
+        if setup.warning and info.is_main:
+            log.warning(setup.warning)
+        return _fit(setup, run, precision, info, job)
 
 
 def _resumed_config(cfg: TrainConfig, job: Job) -> tuple[TrainConfig, str | Path | None]:
     """On --resume of an existing run: the run's whole config (see TrainConfig.from_run) and its store."""
-    from samplecnn_cli.registry import canonical_name
+    from samplecnn_cli.models.registry import canonical_name
 
     if not (job.resume and job.out is not None and runs.RunDir(job.out).config.is_file()):
         return cfg, job.data
@@ -213,11 +208,11 @@ def _resumed_config(cfg: TrainConfig, job: Job) -> tuple[TrainConfig, str | Path
     return TrainConfig.from_run(saved, cfg).validate(), saved["data"]
 
 
-def _build(cfg: TrainConfig, data, dataset) -> Setup:
-    from samplecnn_cli.registry import canonical_name, create_model
+def _build(cfg: TrainConfig, data, job: Job) -> Setup:
+    from samplecnn_cli.models.registry import canonical_name, create_model
 
     cfg.model = canonical_name(cfg.model)
-    store_dir = _resolved(find_store_dir(cfg.model, data, dataset))
+    store_dir = _resolved(find_store_dir(cfg.model, data, job.dataset, job.workspace))
     store = Store(store_dir)
     train_split, valid_split = store.split("train"), store.split("valid")
     if len(train_split) == 0 or len(valid_split) == 0:
@@ -225,8 +220,8 @@ def _build(cfg: TrainConfig, data, dataset) -> Setup:
     torch.manual_seed(cfg.seed)
     model_kwargs = {"num_outputs": len(store.label_names), "sample_rate": store.sample_rate, **cfg.model_overrides}
     net = create_model(cfg.model, **model_kwargs)
-    train_set, valid_set = _datasets(store, net.input_samples, cfg)
-    return Setup(cfg, store, net, model_kwargs, train_set, valid_set, rate_warning(cfg.model, store.sample_rate))
+    train_set = _training_segments(store, net.input_samples, cfg)
+    return Setup(cfg, store, net, model_kwargs, train_set, rate_warning(cfg.model, store.sample_rate))
 
 
 def _resolved(path: Path) -> Path:
@@ -236,22 +231,21 @@ def _resolved(path: Path) -> Path:
         raise DataError(f"cannot resolve {path}: {exc}") from None
 
 
-def _datasets(store: Store, input_samples: int, cfg: TrainConfig) -> tuple[SegmentDataset | JoinedSegments,
-                                                                          SegmentDataset]:
-    """The training segments (placed by cfg.sampling; of train, or of train + valid with
-    `--train-splits train,valid`) and the validation segments (the fixed grid)."""
+def _training_segments(store: Store, input_samples: int, cfg: TrainConfig) -> SegmentDataset | JoinedSegments:
+    """The training segments, placed by cfg.sampling: of train, or of train + valid with
+    `--train-splits train,valid`. (Validation runs over whole valid clips: steps.validate_clips.)"""
     parts = [SegmentDataset(store.split(name), input_samples, sampling=cfg.sampling, seed=cfg.seed + 7919 * i)
              for i, name in enumerate(cfg.train_splits)]
-    train_set = parts[0] if len(parts) == 1 else JoinedSegments(parts)
-    return train_set, SegmentDataset(store.split("valid"), input_samples)
+    return parts[0] if len(parts) == 1 else JoinedSegments(parts)
 
 
 def _workers(cfg: TrainConfig, device: torch.device) -> int:
     return cfg.workers if cfg.workers is not None else (0 if device.type == "cpu" else 8)
 
 
-def _start_run(setup: Setup, run_dir: runs.RunDir, precision: Precision, info) -> None:
-    """A new run (or one started over): input statistics, config.toml, env.json, no metric lines."""
+def _start_config(setup: Setup, precision: StepPrecision, info) -> tuple[dict, dict]:
+    """A new run (or one started over): the input statistics set on the model, then config.toml's and
+    env.json's contents."""
     cfg, net, store = setup.cfg, setup.net, setup.store
     stats = None
     if hasattr(net, "set_input_stats"):
@@ -266,12 +260,9 @@ def _start_run(setup: Setup, run_dir: runs.RunDir, precision: Precision, info) -
         "world_size": info.world_size, "local_batch_size": _local_batch(cfg, info), "input_stats": stats,
         "recipe_description": describe(cfg),
     }
-    run_dir.truncate_metrics(0)  # a run killed before its first last.pt starts over
-    run_dir.write_config(config)
     env = runs.environment_info(cfg.seed)
     env.update(device=str(precision.device), precision=precision.name, world_size=info.world_size)
-    runs.write_json(run_dir.env, env)
-    log.info("config %s", json.dumps(config, default=str))
+    return config, env
 
 
 def _local_batch(cfg: TrainConfig, info) -> int:
@@ -285,7 +276,7 @@ def _schedule(cfg: TrainConfig) -> PaperSchedule | FixedSchedule:
                          steps=tuple(int(s) for s in cfg.lr_steps), warmup=cfg.warmup_epochs)
 
 
-def _new_state(setup: Setup, precision: Precision) -> TrainState:
+def _new_state(setup: Setup, precision: StepPrecision) -> TrainState:
     cfg = setup.cfg
 
     def optimizer(model, lr):
@@ -298,57 +289,25 @@ def _new_state(setup: Setup, precision: Precision) -> TrainState:
     return TrainState(model=setup.net, new_optimizer=optimizer, schedule=_schedule(cfg), precision=precision)
 
 
-def _fit(setup: Setup, run_dir: runs.RunDir, precision: Precision, info, job: Job) -> Path:
+def _fit(setup: Setup, run: Run, precision: StepPrecision, info, job: Job) -> Path:
     state = _new_state(setup, precision)
-    if job.resume and run_dir.last.is_file():
-        _resume(state, run_dir, info, repair_best=setup.cfg.select == "best")
+    if run.resumable(job.resume):
+        ckpt = run.resume(state)
+        if setup.cfg.select == "best":  # under --select last/swa, _SelectHook rewrites best.pt anyway
+            run.repair_best(state, ckpt)
         if info.is_main:
-            job.console.print(f"Resuming {run_dir.path} after epoch {state.epoch}", highlight=False)
+            job.console.print(f"Resuming {run.path} after epoch {state.epoch}", highlight=False)
     runner = SegmentRunner(setup, precision, info, job.console)
-    hooks: list[Hook] = [_BarrierHook(info)]
-    if info.is_main:
-        store = setup.store
-        save = dict(model_name=setup.cfg.model, model_kwargs=setup.model_kwargs, label_names=store.label_names,
-                    task=store.task, sample_rate=store.sample_rate)
-        select = setup.cfg.select
-        chosen = [] if select == "best" else [_SelectHook(setup.cfg, run_dir, save, runner)]
-        hooks = [ConsoleHook(runner.console, run_dir.path), MetricsHook(run_dir), *chosen,
-                 CheckpointHook(run_dir, save, write_best=select == "best"), *hooks]
+    store, select = setup.store, setup.cfg.select
+    save = dict(model_name=setup.cfg.model, model_kwargs=setup.model_kwargs, label_names=store.label_names,
+                task=store.task, sample_rate=store.sample_rate)
+    chosen = [] if select == "best" else [_SelectHook(setup.cfg, run.folder, save, runner)]
+    hooks = run.hooks(runner.console, save, write_best=select == "best", before_checkpoints=chosen)
     if state.stop_reason is None:
-        runner.announce(run_dir)
-    fit(state, runner, hooks, setup.cfg.epochs)
-    if info.is_main:
-        run_dir.write_summary(summary(state, "train", setup.cfg.model, info.world_size))
-        run_dir.mark(runs.DONE)
-    return run_dir.path
-
-
-def _resume(state: TrainState, run_dir: runs.RunDir, info, repair_best: bool = True) -> None:
-    """Continue from last.pt (which holds the best weights too); repair a damaged best.pt from it
-    (`repair_best`; under --select last/swa, _SelectHook rewrites best.pt)."""
-    ckpt = runs.load_checkpoint(run_dir.last, map_location=str(state.precision.device))
-    state.load_state_dict(ckpt)
-    if "best_state_dict" not in ckpt:  # last.pt of an older version: the best weights are in best.pt only
-        try:
-            state.best = runs.load_checkpoint(run_dir.best, str(state.precision.device))["state_dict"]
-        except RunError as exc:
-            log.warning("%s; the weights of last.pt count as the best so far", exc.message)
-    elif repair_best and info.is_main and state.schedule.best_epoch and not _readable(run_dir.best):
-        log.warning("%s was damaged: rewritten from last.pt's copy of the best weights", run_dir.best)
-        save = {k: ckpt[k] for k in ("label_names", "task", "sample_rate")}
-        runs.save_checkpoint(run_dir.best, model_name=ckpt["model"]["name"], model_kwargs=ckpt["model"]["kwargs"],
-                             state_dict=state.best, extra={"epoch": state.schedule.best_epoch}, **save)
-    if info.is_main:
-        run_dir.truncate_metrics(state.epoch)
-        log.info("resumed from %s at epoch %d", run_dir.last, state.epoch)
-
-
-def _readable(path: Path) -> bool:
-    try:
-        runs.load_checkpoint(path)
-        return True
-    except RunError:
-        return False
+        runner.announce(run.folder)
+    fit(state, runner, [*hooks, _BarrierHook(info)], setup.cfg.epochs)
+    run.finish(summary(state, "train", setup.cfg.model, info.world_size))
+    return run.path
 
 
 class _SelectHook(Hook):
@@ -382,7 +341,7 @@ class _SelectHook(Hook):
         runs.save_checkpoint(self.run_dir.best, state_dict=weights, extra=extra, **self.save)
 
 
-def recompute_batch_norm(model: torch.nn.Module, batches, precision: Precision) -> None:
+def recompute_batch_norm(model: torch.nn.Module, batches, precision: StepPrecision) -> None:
     """Batch-norm running statistics of `model` recomputed as the plain mean over `batches` of
     (inputs, ...) in training mode, without gradients (what torch.optim.swa_utils.update_bn does)."""
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
@@ -416,18 +375,15 @@ class SegmentRunner:
 
     unit = "segments"
 
-    def __init__(self, setup: Setup, precision: Precision, info, console):
+    def __init__(self, setup: Setup, precision: StepPrecision, info, console):
         self.setup, self.precision, self.info, self.console = setup, precision, info, console
         cuda, workers, batch = precision.device.type == "cuda", _workers(setup.cfg, precision.device), \
             _local_batch(setup.cfg, info)
         self.model = torch.nn.parallel.DistributedDataParallel(setup.net) if info.enabled else setup.net
         self.loader = segment_loader(setup.train_set, batch_size=batch, shuffle=True, seed=setup.cfg.seed,
                                      world_size=info.world_size, rank=info.rank, workers=workers, pin_memory=cuda)
-        valid_loader = segment_loader(setup.valid_set, batch_size=max(batch, 64), shuffle=False, workers=workers,
-                                      pin_memory=cuda)
-        store = setup.store
-        self.valid = ValidationSet(valid_loader, store.split("valid").labels, store.label_names, store.task)
-        self.loss_of = task_loss(store.task)
+        self.valid_batch = max(batch, 64)
+        self.loss_of = task_loss(setup.store.task)
 
     def announce(self, run_dir: runs.RunDir) -> None:
         s, net, info = self.setup, self.setup.net, self.info
@@ -455,5 +411,8 @@ class SegmentRunner:
         return loss, epoch_segments(self.loader) * self.info.world_size
 
     def validate(self, state: TrainState) -> dict:
-        valid = validate(state.model, self.valid, state.precision) if self.info.is_main else None
+        valid = None
+        if self.info.is_main:
+            valid = validate_clips(state.model, self.setup.store.split("valid"), state.precision,
+                                   batch_size=self.valid_batch, label_names=self.setup.store.label_names)
         return dist_util.broadcast(self.info, valid)

@@ -8,21 +8,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")  # before pyplot: never open a window, work on headless machines
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from samplecnn_cli.viz.filters import LayerFilters  # noqa: E402
+from samplecnn_cli.viz.filters import LayerFilters
 
 DPI = 110
 
 
 def save_figure(fig, stem: Path, svg: bool = True) -> list[Path]:
-    """Write `stem`.png (and .svg) through temporary names; close the figure; return the paths."""
+    """Write `stem`.png (and .svg) through temporary names; return the paths."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -32,7 +28,6 @@ def save_figure(fig, stem: Path, svg: bool = True) -> list[Path]:
         fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches="tight")
         os.replace(tmp, path)
         paths.append(path)
-    plt.close(fig)
     return paths
 
 
@@ -76,7 +71,7 @@ def layer1_note(result: LayerFilters) -> str:
 
 def spectra_figure(result: LayerFilters, model_name: str = ""):
     """Figure 3: the magnitude spectrum of every filter of a layer, sorted by the frequency of its peak."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = _subplots(figsize=(7, 4.2))
     what = "frequency responses of the weights" if result.method == "weights" else "gradient-ascent spectra"
     title = f"Layer {result.layer} {what} ({len(result.filters)} filters, {result.sample_rate:,} Hz)"
     mappable = _draw_spectra(ax, result, f"{model_name}: {title}" if model_name else title)
@@ -93,7 +88,7 @@ def waveforms_figure(result: LayerFilters, model_name: str = "", examples: int =
     picks = result.order[np.linspace(0, len(result.order) - 1, count).round().astype(int)]
     cols = 2 if count > 1 else 1
     rows = int(np.ceil(count / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(7, 1.5 * rows + 0.8), squeeze=False, sharex=True)
+    fig, axes = _subplots(rows, cols, figsize=(7, 1.5 * rows + 0.8), squeeze=False, sharex=True)
     time_ms = np.arange(result.input_samples) / result.sample_rate * 1000
     marker = "o" if result.input_samples <= 32 else None  # a few taps of layer 1's weights
     for ax, i in zip(axes.flat, picks, strict=False):
@@ -115,7 +110,7 @@ def waveforms_figure(result: LayerFilters, model_name: str = "", examples: int =
 def compare_figure(columns: list[tuple[str, dict[int, LayerFilters]]]):
     """Figure 4: one column per run (sample rate), one row per layer, y in Hz up to each model's sr/2."""
     layers = sorted({layer for _, results in columns for layer in results})
-    fig, axes = plt.subplots(len(layers), len(columns), figsize=(2.6 * len(columns) + 1, 2.1 * len(layers) + 0.6),
+    fig, axes = _subplots(len(layers), len(columns), figsize=(2.6 * len(columns) + 1, 2.1 * len(layers) + 0.6),
                              squeeze=False)
     mappable = None
     for c, (label, results) in enumerate(columns):
@@ -143,7 +138,7 @@ def compare_figure(columns: list[tuple[str, dict[int, LayerFilters]]]):
 # -- report figures --------------------------------------------------------------------------------
 def training_curves_figure(curves: dict[str, dict[str, list[float]]]):
     """Loss per epoch for each run: curves = {run label: {"epoch": [...], "train_loss": [...], ...}}."""
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = _subplots(figsize=(7, 3.8))
     for label, curve in curves.items():
         for key, style in (("train_loss", "-"), ("valid_loss", "--")):
             values = curve.get(key) or []
@@ -161,7 +156,7 @@ def training_curves_figure(curves: dict[str, dict[str, list[float]]]):
 
 def roc_figure(curves: list[tuple[str, np.ndarray, np.ndarray, float]], title: str):
     """ROC curves: [(label, fpr, tpr, auc), ...]."""
-    fig, ax = plt.subplots(figsize=(5, 4.6))
+    fig, ax = _subplots(figsize=(5, 4.6))
     for label, fpr, tpr, auc in curves:
         ax.plot(fpr, tpr, linewidth=1.2, label=f"{label} (AUC {auc:.4f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=0.8, label="chance")
@@ -177,7 +172,7 @@ def roc_figure(curves: list[tuple[str, np.ndarray, np.ndarray, float]], title: s
 def confusion_figure(matrix: np.ndarray, labels: list[str], title: str):
     matrix = np.asarray(matrix)
     size = max(4.0, 0.45 * len(labels) + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig, ax = _subplots(figsize=(size + 1, size))
     mappable = ax.imshow(matrix, cmap="Blues", interpolation="nearest")
     ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
@@ -195,7 +190,7 @@ def confusion_figure(matrix: np.ndarray, labels: list[str], title: str):
 
 def per_label_figure(values: dict[str, float], title: str, metric: str = "ROC-AUC"):
     names = sorted(values, key=lambda k: values[k])
-    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.18 * len(names) + 1)))
+    fig, ax = _subplots(figsize=(7, max(2.5, 0.18 * len(names) + 1)))
     ax.barh(range(len(names)), [values[n] for n in names], color="tab:blue")
     ax.set_yticks(range(len(names)), names, fontsize=6 if len(names) > 25 else 8)
     ax.set_xlim(0, 1)
@@ -204,3 +199,44 @@ def per_label_figure(values: dict[str, float], title: str, metric: str = "ROC-AU
     ax.set_ylabel("label")
     ax.grid(axis="x", alpha=0.3)
     return fig
+
+
+def _subplots(*grid, figsize, **options):
+    """A bare Figure (no pyplot): drawn by the Agg canvas, no window, no global matplotlib state."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **options)
+
+
+def taggram_figure(window_scores: np.ndarray, labels: list[str], hop_seconds: float, title: str):
+    """Per-window scores of one file (labels x time): `tag --taggram`."""
+    scores = window_scores.T  # (labels, windows)
+    fig, ax = _subplots(figsize=(max(4.0, min(16.0, 0.25 * scores.shape[1] + 3)), max(2.5, 0.22 * len(labels) + 1)))
+    extent = (0, scores.shape[1] * hop_seconds, len(labels) - 0.5, -0.5)
+    image = ax.imshow(scores, aspect="auto", interpolation="nearest", cmap="magma", vmin=0, vmax=1, extent=extent)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xlabel("window start (s)")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.03)
+    fig.tight_layout()
+    return fig
+
+
+class TaggramFolder:
+    """One PNG per file in `folder`, named after the file (made unique), written atomically."""
+
+    def __init__(self, folder: Path, labels: list[str], hop_seconds: float):
+        self.folder, self.labels, self.hop_seconds = Path(folder), labels, hop_seconds
+        self.used: set[str] = set()
+
+    def draw(self, path: str, window_scores: np.ndarray) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stem, n = Path(path).stem, 2
+        name = stem
+        while name in self.used:
+            name, n = f"{stem}-{n}", n + 1
+        self.used.add(name)
+        fig = taggram_figure(window_scores, self.labels, self.hop_seconds, Path(path).name)
+        target, tmp = self.folder / f"{name}.png", self.folder / f".{name}.tmp.png"
+        fig.savefig(tmp, dpi=100)
+        tmp.replace(target)
+        return target

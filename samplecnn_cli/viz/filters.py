@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from samplecnn_cli.errors import UsageError
+from samplecnn_cli.core.errors import UsageError
 
 DEFAULT_INPUT_SAMPLES = 729
 RESPONSE_FFT = 1024  # zero-padded FFT length for the frequency response of layer 1's weights

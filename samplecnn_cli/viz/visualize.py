@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from samplecnn_cli.errors import RunError, UsageError
-from samplecnn_cli.runs import load_run, write_json
+from samplecnn_cli.core.errors import RunError, UsageError
+from samplecnn_cli.runs.folder import load_run, write_json
 from samplecnn_cli.viz import filters as F
 
 FILTERS_JSON = "filters.json"
