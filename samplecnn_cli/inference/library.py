@@ -94,7 +94,6 @@ def load_library_model(run_dir, runtime: Runtime, *, batch_size: int | None = No
         predictor = Predictor.for_model(model, runtime, task=loaded.task, batch_size=batch_size, backend=backend,
                                         cache=cache)
         predictor.sample_rate = rate
-    predictor.label_names = loaded.label_names
     return LibraryModel(loaded, predictor, engine)
 
 

@@ -141,24 +141,23 @@ class Predictor:
     """`forward(x) -> (logits, hidden)` over float32 (B, input_samples) batches, fp32 on the CPU out."""
 
     def __init__(self, forward: Callable, *, input_samples: int, sample_rate: int, task: str, batch_size: int,
-                 choice=None, label_names: list[str] | None = None):
+                 choice=None):
         self.forward = forward
         self.input_samples = int(input_samples)
         self.sample_rate = int(sample_rate)
         self.task = task
         self.batch_size = int(batch_size)
         self.choice = choice  # backend.Choice: how the forward was picked (None: eager)
-        self.label_names = label_names
 
     @classmethod
     def for_model(cls, model, runtime: Runtime, *, task: str, batch_size: int | None = None,
-                  backend: str | None = None, cache=None, **extra) -> Predictor:
+                  backend: str | None = None, cache=None) -> Predictor:
         """The fastest folded backend for `model` here (backend.choose), measured once per machine."""
         from samplecnn_cli.inference.backend import choose
 
         fast, choice = choose(model, runtime, batch_size=batch_size, backend=backend, cache=cache)
         return cls(fast, input_samples=fast.input_samples, sample_rate=int(model.sample_rate), task=task,
-                   batch_size=choice.batch_size, choice=choice, **extra)
+                   batch_size=choice.batch_size, choice=choice)
 
     @classmethod
     def eager(cls, model, runtime: Runtime, *, task: str, batch_size: int, input_samples: int,
