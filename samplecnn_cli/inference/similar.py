@@ -31,7 +31,8 @@ class EmbeddingLibrary:
 
     def __post_init__(self):
         if not self.rows:
-            self.rows = {p: i for i, p in reversed(list(enumerate(self.paths)))}  # the first row of a path
+            # built from the end, so a path listed twice maps to its first row
+            self.rows = dict(zip(reversed(self.paths), range(len(self.paths) - 1, -1, -1), strict=True))
 
     def row_of(self, file: Path) -> int | None:
         """The row of `file` (paths are stored resolved), None when it is not in the library."""
