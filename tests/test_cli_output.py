@@ -135,3 +135,18 @@ def test_tag_json_is_plain_json_in_a_pipe(tagged):
                            env={**NO_COLUMNS, "SAMPLECNN_INFERENCE_CACHE": "off"})
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)[0]["path"] == str(song)
+
+
+def test_every_command_that_prints_a_table_has_json():
+    """A command module that builds a Rich table (or prints table.md) offers --json on all its commands."""
+    import inspect
+
+    for path in _command_paths():
+        command = typer.main.get_command(app)
+        for name in path:
+            command = command.commands[name]
+        if hasattr(command, "commands") or command.callback is None:
+            continue
+        source = inspect.getsource(inspect.getmodule(command.callback))
+        if "Table(" in source or "table.md" in source:
+            assert any("--json" in p.opts for p in command.params), " ".join(path)
