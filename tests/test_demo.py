@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 from typer.testing import CliRunner
@@ -21,6 +22,13 @@ def test_demo_smoke_prints_report_and_rerun_skips(tmp_path):
     assert report.is_file()
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("Report: ") and last.endswith("report.html")
+    assert result.output.count("Run: ") == 2  # one line per trained model (sample, frame-mel), not two
+    # each step's command echoed on one line that pastes back as the step's own arguments
+    from samplecnn_cli.recipe import load_recipe, resolve_recipe
+
+    steps = resolve_recipe(load_recipe("demo"), workdir=out, smoke=True).steps
+    echoed = [line.strip()[2:] for line in result.output.splitlines() if line.strip().startswith("$ samplecnn ")]
+    assert [shlex.split(line) for line in echoed] == [["samplecnn", *step.argv] for step in steps]
     runs = out / "runs"
     for run in ("sample", "frame-mel", "transfer"):
         metrics = json.loads((runs / run / "metrics.json").read_text())

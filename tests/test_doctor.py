@@ -36,6 +36,7 @@ def test_broken_package_is_one_error_line_and_exit_1(monkeypatch, tmp_path):
     })
     monkeypatch.setattr(doctor, "_version", lambda name: "9.9")
     monkeypatch.setenv("SAMPLECNN_INFERENCE_CACHE", str(tmp_path / "cache.json"))
+    monkeypatch.setenv("COLUMNS", "80")  # an 80-column terminal (into a pipe, tables take their full width)
     result = CliRunner().invoke(app, ["doctor"], terminal_width=80)
     assert result.exit_code == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]

@@ -42,11 +42,19 @@ def pipe(tmp_path_factory, request):
     data["victim"] = victim
     data["cases"] = base / "cases"
     data["cases"].mkdir()
+    data["emb"] = _embeddings(data, base / "emb.h5")
     yield data
     reporter = request.config.pluginmanager.getplugin("terminalreporter")
     capture = request.config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():  # shown even when every test passed
         report_counts(lambda line: reporter.write_line(f"\n[test_fuzz] {line}"))
+
+
+def _embeddings(data: dict, out: Path) -> Path:
+    """An embedding file of the toy audio through the pipeline's run (what `similar` reads)."""
+    result = invoke(["embed", data["run"], data["toy"] / "audio", "--out", out, "-j", "0", "--json"], out.parent)
+    assert result.exit_code == 0, result.output
+    return out
 
 
 # Known failures, by case id, with their reason: shown as xfail (not strict: a fix turns them into
@@ -189,6 +197,7 @@ OPTION_CASES = [
      bad_float(0.5, 60.0, low_ok=True, high_ok=True)),
     ("models info --num-outputs", lambda p, w: ["models", "info", TINY_MODEL], "--num-outputs", bad_int(1)),
     ("models info MODEL", lambda p, w: ["models", "info"], "", bad_word()),
+    ("similar --top", lambda p, w: ["similar", p["emb"], p["wav"]], "--top", bad_int(1)),
     ("recipe run --set", lambda p, w: ["recipe", "run", p["recipe"], "--workdir", w / "rw"], "--set",
      st.one_of(st.text(alphabet="abc", max_size=5), st.text(alphabet="xyz", min_size=1, max_size=5)
                .map(lambda k: f"{k}=1"), st.just("=3"))),
@@ -267,6 +276,7 @@ PATH_CASES = [
                                         "--sr", "8000"], ["empty-file", "garbage-file", "folder", "loop",
                                                           "under-file", "dev-null"]),
     ("recipe run RECIPE", lambda p, w, bad: ["recipe", "run", bad, "--workdir", w / "rw"], PATH_KINDS),
+    ("similar EMB", lambda p, w, bad: ["similar", bad, p["wav"]], PATH_KINDS),
     ("recipe run --workdir", lambda p, w, bad: ["recipe", "run", p["recipe"], "--workdir", bad],
      ["empty-file", "garbage-file", "loop", "under-file", "dev-null"]),
 ]
@@ -341,8 +351,11 @@ FILE_CASES = [
     ("config.toml: visualize-filters", "run", "config.toml",
      lambda p, w, c: ["visualize-filters", c, "-o", w / "v"]),
     ("transfer checkpoint: evaluate", "transfer", "checkpoints/best.pt", lambda p, w, c: ["evaluate", c]),
+    # embedding files
+    ("embeddings: similar", "emb", None, lambda p, w, c: ["similar", c, p["wav"], "-j", "0"]),
     # audio
     ("audio wav: tag", "wav", None, lambda p, w, c: ["tag", p["run"], c]),
+    ("audio wav: similar", "wav", None, lambda p, w, c: ["similar", p["emb"], c, "-j", "0"]),
     ("audio mp3: tag", "mp3", None, lambda p, w, c: ["tag", p["run"], c]),
 ]
 

@@ -114,6 +114,7 @@ def test_cli_train_then_evaluate_json(tmp_path):
                                  "--epochs", "1", "--precision", "fp32", "--batch-size", "16"])
     assert result.exit_code == 0, result.output
     assert "epoch 1:" in result.output and "Done: 1 epochs" in result.output
+    assert result.output.count("Run: ") == 1 and result.stdout.strip().endswith(f"Run: {tmp_path / 'r'}")
     result = runner.invoke(app, ["evaluate", str(tmp_path / "r"), "--json"])
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)

@@ -26,6 +26,7 @@ from samplecnn_cli.cli.commands import (
     preprocess,
     recipe,
     report,
+    similar,
     tag,
     train,
     transfer,
@@ -70,6 +71,7 @@ app.command("train", rich_help_panel="Training")(train.train)
 app.command("evaluate", rich_help_panel="Training")(evaluate.evaluate)
 app.command("tag", rich_help_panel="Training")(tag.tag)
 app.command("embed", rich_help_panel="Features")(embed.embed)
+app.command("similar", rich_help_panel="Features")(similar.similar)
 app.command("export", rich_help_panel="Training")(export.export)
 app.add_typer(bench.app, name="bench", rich_help_panel="Training")
 app.command("extract", rich_help_panel="Features")(extract.extract)

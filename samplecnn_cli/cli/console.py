@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import functools
 import inspect
 import json
@@ -10,17 +11,41 @@ import sys
 from typing import Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from typer import _click as click
 from typer._click.globals import get_current_context
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 from typer.exceptions import Abort
 
 from samplecnn_cli.core.context import Context
 from samplecnn_cli.core.errors import SampleCNNError
 
-console = Console()
-err_console = Console(stderr=True)
+PIPE_WIDTH = 100_000  # "as wide as the content": Rich pads nothing to the console's width
+
+
+class OutputConsole(Console):
+    """A Rich console whose width is the terminal's on a terminal, and unlimited into a pipe or a file.
+
+    Rich otherwise falls back to 80 columns (or the width of whichever std stream is still a terminal),
+    so `samplecnn tag ... | cat` folded every path into pieces and `evaluate > file` cut labels to `b…`.
+    Into a pipe, tables take their natural width and lines never wrap; COLUMNS still sets a width when
+    the caller asks for one (`COLUMNS=80 samplecnn recipe list | less`).
+    """
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self._width is None and not self.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+            return ConsoleDimensions(PIPE_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size) -> None:
+        Console.size.fset(self, new_size)
+
+
+console = OutputConsole()
+err_console = OutputConsole(stderr=True)
 
 
 
@@ -85,6 +110,9 @@ def _usage_error_line(error: click.ClickException) -> None:
 class OneStyleGroup(TyperGroup):
     """The root group: runs Typer in non-standalone mode so usage errors are printed by `fail`."""
 
+    def get_params(self, ctx):
+        return _untyped_flags(super().get_params(ctx))
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
@@ -101,6 +129,19 @@ class OneStyleGroup(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+def _untyped_flags(params: list) -> list:
+    """Flags take no value, so `--help` shows no `<bool>` type beside them (an empty metavar)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class OneStyleCommand(TyperCommand):
+    def get_params(self, ctx):
+        return _untyped_flags(super().get_params(ctx))
+
+
 class App(typer.Typer):
     """typer.Typer whose commands report SampleCNNError as one line and an exit code, no traceback."""
 
@@ -112,6 +153,7 @@ class App(typer.Typer):
         super().__init__(**kwargs)
 
     def command(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("cls", OneStyleCommand)
         register = super().command(*args, **kwargs)
 
         def decorator(fn):
@@ -125,6 +167,20 @@ def print_json(data: Any) -> None:
     """Machine-readable output on stdout, nothing else on the line."""
     sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
     sys.stdout.flush()
+
+
+def print_csv(header: list[str], rows: list[list]) -> None:
+    """CSV on stdout (a header, then one line per row), for spreadsheets and `cut`."""
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    sys.stdout.flush()
+
+
+def echo_command(line: str) -> None:
+    """A line that may hold a command to paste back (a recipe step's `$ samplecnn ...`): printed whole,
+    never wrapped or read as markup."""
+    console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def _json_default(value: Any):

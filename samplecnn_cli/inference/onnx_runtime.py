@@ -12,6 +12,8 @@ from samplecnn_cli.inference.backend import Choice
 
 
 class OnnxModel:
+    FORWARD = ["logits", "hidden_3", "hidden_2", "hidden_1"]
+
     def __init__(self, path: Path, input_samples: int, threads: int | None = None):
         try:
             import onnxruntime as ort
@@ -29,17 +31,16 @@ class OnnxModel:
     @classmethod
     def for_model(cls, model, batch_size: int | None = None) -> tuple[OnnxModel, Choice]:
         """Export `model` to a temporary ONNX file and load it (the file is read into memory)."""
-        from types import SimpleNamespace
-
         from samplecnn_cli.inference.export import export_model
 
-        loaded = SimpleNamespace(model=model, model_name=getattr(model, "name", ""), label_names=[],
-                                 task="", sample_rate=model.sample_rate)
         with tempfile.TemporaryDirectory() as folder:
-            path = export_model(loaded, Path(folder) / "model.onnx", "onnx")
+            # the task only shapes the `scores` output, which the predictor does not read (it applies the
+            # run's task head to the logits itself)
+            path = export_model(model, "multilabel", Path(folder) / "model.onnx", "onnx", {})
             fast = cls(path, model.input_samples)
         return fast, Choice("onnxruntime", "fp32", batch_size or 16)
 
     def __call__(self, x: torch.Tensor):
-        logits, *hidden = self.session.run(None, {"audio": np.ascontiguousarray(x.numpy(), dtype=np.float32)})
+        """(logits, [hidden_3, hidden_2, hidden_1]): the Predictor's forward, outputs asked for by name."""
+        logits, *hidden = self.session.run(self.FORWARD, {"audio": np.ascontiguousarray(x.numpy(), dtype=np.float32)})
         return torch.from_numpy(logits), [torch.from_numpy(h) for h in hidden]

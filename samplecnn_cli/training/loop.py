@@ -16,7 +16,6 @@ import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from samplecnn_cli.runs import folder as runs
@@ -124,10 +123,11 @@ def run_epoch(state: TrainState, runner: Runner) -> EpochResult:
 
 # -- hooks -----------------------------------------------------------------------------------------
 class ConsoleHook(Hook):
-    """The epoch line on the console (when given) and in the log; the closing line at the end."""
+    """The epoch line on the console (when given) and in the log; the closing line at the end (the run
+    folder is not repeated there: `train` ends with its `Run:` line)."""
 
-    def __init__(self, console=None, run_dir: Path | None = None):
-        self.console, self.run_dir = console, run_dir
+    def __init__(self, console=None):
+        self.console = console
 
     def epoch(self, state, result):
         self._say(result.line())
@@ -135,7 +135,7 @@ class ConsoleHook(Hook):
     def end(self, state):
         s = state.schedule
         self._say(f"Done: {state.epoch} epochs in {state.seconds:.1f} s, best epoch {s.best_epoch} "
-                  f"(valid loss {s.best_loss:.4f}); stopped: {state.stop_reason}. Run: {self.run_dir}")
+                  f"(valid loss {s.best_loss:.4f}); stopped: {state.stop_reason}.")
 
     def _say(self, line: str) -> None:
         if self.console is not None:

@@ -94,7 +94,7 @@ class Run:
         `save`: the model's description every checkpoint carries (runs.save_checkpoint's arguments)."""
         if not self.is_main:
             return []
-        return [ConsoleHook(console, self.path), MetricsHook(self.folder), *before_checkpoints,
+        return [ConsoleHook(console), MetricsHook(self.folder), *before_checkpoints,
                 CheckpointHook(self.folder, save, write_best=write_best)]
 
     def finish(self, summary: dict) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from samplecnn_cli.cli.console import App, console, current_context
+from samplecnn_cli.cli.console import App, console, current_context, echo_command
 
 app = App()
 
@@ -28,8 +28,8 @@ def demo(
 
     spec = load_recipe("demo")
     resolved = resolve_recipe(spec, workdir=out, overrides=parse_set(set_ or []), smoke=smoke)
-    console.print(f"[bold]samplecnn demo[/]: {spec.description.strip()}", highlight=False)
-    summary = run_recipe(resolved, runner=in_process(ctx.find_root().command, current_context()), echo=lambda line: console.print(line, highlight=False, markup=False))
+    console.print(f"[bold]samplecnn demo[/]: {spec.description.strip()}", highlight=False, soft_wrap=True)
+    summary = run_recipe(resolved, runner=in_process(ctx.find_root().command, current_context()), echo=echo_command)
     console.print(f"[bold green]Demo finished[/] in {summary['seconds']:.0f} s "
                   f"({summary['ran']} step(s) ran, {summary['skipped']} skipped).")
     report = resolved.values.get("report_html")

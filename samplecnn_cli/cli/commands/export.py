@@ -1,4 +1,5 @@
-"""`samplecnn export`: a trained run as an ONNX or TorchScript file with a dynamic batch axis."""
+"""`samplecnn export`: a trained run as an ONNX or TorchScript file with a dynamic batch axis, and its
+model card (NAME.json, NAME.md) beside it."""
 
 from __future__ import annotations
 
@@ -12,21 +13,22 @@ from samplecnn_cli.cli.console import console, print_json
 
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `samplecnn train`.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (.onnx or .pt).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File to write (.onnx or .pt; default: "
+                                             "RUN_DIR/export/RUN_NAME.onnx or .pt).")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="onnx (needs samplecnn\\[onnx]) or torchscript.")] = "onnx",
     json_out: Annotated[bool, typer.Option("--json", help="Print the file's metadata as JSON.")] = False,
 ) -> None:
     """Export the model (batch norm folded) for deployment: input audio (batch, input_samples) at the
-    model's rate; outputs logits and the last three hidden layers; labels, task, sample rate and
-    input size stored as metadata in the file."""
-    from samplecnn_cli.inference.export import export_model, metadata
-    from samplecnn_cli.inference.library import load_waveform_run
+    model's rate; outputs scores (sigmoid or softmax, as `tag` reports), logits, the 512-d embedding and
+    the last three hidden layers; labels, task, sample rate, input size, resampler, hop, training data and
+    test metrics stored as metadata in the file; a model card (NAME.json, NAME.md) written beside it."""
+    from samplecnn_cli.inference.export import export_run
 
-    loaded = load_waveform_run(run_dir)
-    path = export_model(loaded, out, fmt)
-    meta = metadata(loaded)
+    result = export_run(run_dir, out, fmt)
     if json_out:
-        print_json({"out": str(path), "format": fmt, **meta})
+        print_json(result)
         return
-    console.print(f"Wrote {path} ({fmt}): {meta['model']}, input {meta['input_samples']} samples at "
-                  f"{meta['sample_rate']} Hz, dynamic batch", highlight=False, soft_wrap=True)
+    console.print(f"Wrote {result['out']} ({fmt}): {result['model']}, input {result['input_samples']} samples at "
+                  f"{result['sample_rate']} Hz, dynamic batch; outputs scores ({result['scores']}), logits, "
+                  "embedding", highlight=False, soft_wrap=True)
+    console.print(f"Model card: {result['card']} and {result['card_md']}", highlight=False, soft_wrap=True)

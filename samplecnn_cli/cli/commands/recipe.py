@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from samplecnn_cli.cli.console import App, console, current_context, print_json
+from samplecnn_cli.cli.console import App, console, current_context, echo_command, print_json
 
 app = App(help="Run the bundled recipes that reproduce the paper's tables and figures (or your own).")
 
@@ -53,13 +53,14 @@ def run_command(
         else:
             print_plan(resolved, decisions)
         return
-    echo = (lambda line: None) if json_out else (lambda line: console.print(line, highlight=False, markup=False))
+    echo = (lambda line: None) if json_out else echo_command
     summary = run_recipe(resolved, runner=run_subprocess if isolate else in_process(ctx.find_root().command, current_context()), echo=echo)
     if json_out:
         print_json(summary)
         return
     console.print(f"[bold green]Recipe {spec.name} finished[/] in {summary['seconds']:.1f} s: "
-                  f"{summary['ran']} step(s) ran, {summary['skipped']} skipped. Outputs in {resolved.workdir}")
+                  f"{summary['ran']} step(s) ran, {summary['skipped']} skipped. Outputs in {resolved.workdir}",
+                  highlight=False, soft_wrap=True)
 
 
 def print_plan(resolved, decisions) -> None:
@@ -67,7 +68,8 @@ def print_plan(resolved, decisions) -> None:
 
     spec = resolved.recipe
     scale = "smoke: toy data, tiny models" if resolved.smoke else "full scale"
-    console.print(f"[bold]{spec.name}[/]: {spec.title} ({scale}); workdir {resolved.workdir}", highlight=False)
+    console.print(f"[bold]{spec.name}[/]: {spec.title} ({scale}); workdir {resolved.workdir}", highlight=False,
+                  soft_wrap=True)
     for number, decision in enumerate(decisions, 1):
         step = decision.step
         action = f"[yellow]run[/]  ({decision.reason})" if decision.run else "[green]skip[/] (unchanged)"

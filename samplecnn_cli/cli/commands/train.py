@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from samplecnn_cli.cli.console import console, current_context
+from samplecnn_cli.cli.console import console, current_context, err_console
 
 DatasetOpt = Annotated[str | None, typer.Option("--dataset", "-D", help="A dataset preprocessed in the "
                                                 "workspace (the store at the model's native rate when "
@@ -109,6 +109,7 @@ def train(
                         select=select, swa_epochs=swa_epochs,
                         train_splits=train_splits.split(",") if train_splits else None,
                         precision=precision, device=device, workers=workers, seed=seed, resume=resume,
-                        model_overrides={"dropout": dropout}, workspace=context.workspace, dist=context.dist)
+                        model_overrides={"dropout": dropout}, workspace=context.workspace, dist=context.dist,
+                        console=err_console)  # epoch lines on stderr, whole in a pipe (cli/console.py)
     if context.dist.is_main:  # under torchrun, rank 0 alone reports
         console.print(f"Run: {run_dir}", highlight=False, soft_wrap=True)

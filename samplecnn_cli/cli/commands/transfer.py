@@ -57,6 +57,7 @@ def transfer(
         print_json(summary)
         return
     test = summary.get("test") or {}
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in test.items() if k != "clips" and v is not None)
+    # the metrics (floats); counts such as clips and labels_scored are in --json
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, float))
     console.print(f"Wrote {summary['run_dir']} ({summary['columns']} features, best epoch {summary['best_epoch']} "
                   f"of {summary['epochs']})" + (f"; test: {shown}" if shown else ""), highlight=False, soft_wrap=True)
