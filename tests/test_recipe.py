@@ -229,7 +229,8 @@ def test_interrupted_recipe_resumes(tmp_path):
         run_recipe(resolve_recipe(recipe, workdir=work), runner=interrupted, echo=lambda line: None)
     assert calls == ["datasets", "preprocess"]
     lock = json.loads((work / LOCK_NAME).read_text())
-    assert {name: entry["state"] for name, entry in lock["steps"].items()} == {"toy": "done", "store": "started"}
+    assert {name: entry["state"] for name, entry in lock["steps"].items()} == {"toy": "done", "store": "interrupted"}
+    assert json.loads((work / "recipe-summary.json").read_text())["interrupted"] == 1
 
     calls.clear()
     summary = run_recipe(resolve_recipe(recipe, workdir=work), runner=lambda a, w: calls.append(a[0]) or

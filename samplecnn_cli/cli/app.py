@@ -33,7 +33,7 @@ from samplecnn_cli.cli.commands import (
     tsne,
     visualize,
 )
-from samplecnn_cli.cli.console import App
+from samplecnn_cli.cli.console import App, interrupted
 from samplecnn_cli.core.context import Context
 
 app = App(
@@ -86,7 +86,32 @@ app.add_typer(models.app, name="models", rich_help_panel="Models")
 app.command("doctor", rich_help_panel="Setup")(doctor.doctor)
 
 def run() -> None:
-    app()
+    """The `samplecnn` executable: SIGTERM handled like Ctrl-C (core/signals.py), then the app."""
+    import sys
+
+    from samplecnn_cli.core import signals
+
+    signals.install()
+    try:
+        app()
+    except KeyboardInterrupt as interrupt:  # before or after a command ran (its own are handled inside)
+        sys.exit(interrupted(interrupt).exit_code)
+    except SystemExit as done:
+        _leave_if_hdf5_failed(done)
+        raise
+
+
+def _leave_if_hdf5_failed(done: SystemExit) -> None:
+    """After HDF5 failed a write (data/h5write.py: a full disk reached it despite the reservation),
+    its clean-up at exit would crash: leave without it, once the error line has been printed."""
+    import os
+    import sys
+
+    writer = sys.modules.get("samplecnn_cli.data.h5write")  # never imported: nothing was written
+    if writer is not None and writer.unsafe_files():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(done.code if isinstance(done.code, int) else 1)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from typer.exceptions import Abort
 
 from samplecnn_cli.core.context import Context
 from samplecnn_cli.core.errors import SampleCNNError
+from samplecnn_cli.core.outputs import write_failure
 
 PIPE_WIDTH = 100_000  # "as wide as the content": Rich pads nothing to the console's width
 
@@ -74,21 +75,42 @@ def fail(error: SampleCNNError) -> typer.Exit:
     return typer.Exit(error.exit_code)
 
 
+_depth = [0]  # commands running in this process: a recipe step runs inside `recipe run`
+
+
 def _guard(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        _depth[0] += 1
         try:
             return fn(*args, **kwargs)
         except SampleCNNError as error:
             if debug_enabled():
                 raise
             raise fail(error) from None
-        except KeyboardInterrupt:
-            err_console.print("[yellow]Interrupted.[/]")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (core/signals.py)
+            if _depth[0] > 1:  # a recipe step: the recipe records it, then says it once
+                raise
+            raise interrupted(interrupt) from None
+        except (OSError, RuntimeError) as exc:  # a write no library code turned into its own error
+            failure = write_failure(exc)
+            if failure is None or debug_enabled():
+                raise
+            raise fail(failure) from None
+        finally:
+            _depth[0] -= 1
 
     wrapper.__doc__ = _reflow(fn.__doc__)
     return wrapper
+
+
+def interrupted(interrupt: BaseException) -> typer.Exit:
+    """One line for an interrupt, and the exit code a shell gives it (130 for Ctrl-C, 143 for SIGTERM)."""
+    from samplecnn_cli.core import signals
+
+    err_console.print(f"[yellow]Interrupted ({signals.describe(interrupt)}): stopped cleanly; run the same "
+                      "command again to continue.[/]", highlight=False, soft_wrap=True)
+    return typer.Exit(signals.exit_code(interrupt))
 
 
 def _reflow(doc: str | None) -> str | None:
@@ -123,7 +145,10 @@ class OneStyleGroup(TyperGroup):
         except click.ClickException as error:
             _usage_error_line(error)
             sys.exit(error.exit_code)
-        except Abort:
+        except Abort as error:
+            cause = error.__cause__ or error.__context__
+            if isinstance(cause, KeyboardInterrupt):  # interrupted outside a command (parsing options)
+                sys.exit(interrupted(cause).exit_code)
             err_console.print("[yellow]Aborted.[/]")
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)

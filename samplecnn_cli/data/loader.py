@@ -185,6 +185,8 @@ class SegmentLoader:
         return self.dataset.read_batch(list(indices), self.pin_memory, map_reads)
 
     def __iter__(self):
+        for split in _splits_of(self.dataset):  # a store rewritten since the last epoch: one clear error
+            split.check_unchanged()
         if self.workers == 0:
             yield from map(self._read, self.batch_sampler)
             return
@@ -200,6 +202,11 @@ class SegmentLoader:
                 if following is not None:
                     pending.append(pool.submit(self._read, following, reads.map))
                 yield batch
+
+
+def _splits_of(dataset) -> list[StoreSplit]:
+    parts = getattr(dataset, "parts", [dataset])
+    return [part.split for part in parts if isinstance(getattr(part, "split", None), StoreSplit)]
 
 
 def segment_loader(dataset: SegmentDataset, *, batch_size: int, shuffle: bool, seed: int = 0,

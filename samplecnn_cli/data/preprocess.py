@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from samplecnn_cli import __version__
-from samplecnn_cli.core.errors import DataError, UsageError
+from samplecnn_cli.core.errors import DataError, SampleCNNError, UsageError
 from samplecnn_cli.data.datasets.base import SPLITS, Item, Manifest, confine
 
 REPORT_NAME = "preprocess-report.json"
@@ -129,6 +129,62 @@ class _Job:
     writer_kwargs: dict
     sample_rate: int
     clip_seconds: float | None
+    owner: str = ""  # names the driver's temporary files (removed if a worker is stopped half way)
+
+
+FLUSH_SAMPLES = 1 << 22  # decoded samples gathered before one write to the part file (8 MB of int16)
+
+
+class _PartBuffer:
+    """Clips on their way into a part file. Short clips are gathered and written together (per-clip
+    HDF5 appends cost more than decoding short clips); a clip longer than FLUSH_SAMPLES goes straight
+    to the file as it is decoded, so memory stays flat for clips of any length."""
+
+    def __init__(self, writer):
+        self.writer = writer
+        self.waves, self.rows, self.samples = [], [], 0
+
+    def add(self, wave: np.ndarray, row: tuple) -> None:
+        self.waves.append(wave)
+        self.rows.append(row)
+        self.samples += wave.shape[0]
+        if self.samples >= FLUSH_SAMPLES:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.waves:
+            return
+        offsets = np.concatenate([[0], np.cumsum([w.shape[0] for w in self.waves])])
+        labels, clip_ids, sources = zip(*self.rows, strict=True)
+        self.writer.extend(np.concatenate(self.waves), offsets, np.stack(labels), list(clip_ids), list(sources))
+        self.waves, self.rows, self.samples = [], [], 0
+
+
+def _decode_item(item: Item, job: _Job, buffer: _PartBuffer, row: tuple) -> float:
+    """Decode one clip into `buffer` (or, when long, straight into its part file); its audio seconds."""
+    from samplecnn_cli.data import audio
+
+    clip_samples = int(round(job.clip_seconds * job.sample_rate)) if job.clip_seconds else 0
+    if not audio.is_long(item.path, job.clip_seconds or None):
+        samples = audio.decode(item.path, job.sample_rate, max_seconds=job.clip_seconds or None)
+        if clip_samples:
+            samples = audio.fit_length(samples, clip_samples)
+        buffer.add(audio.to_int16(samples), row)
+        return samples.shape[0] / job.sample_rate
+    buffer.flush()
+    writer, count = buffer.writer, 0
+    try:
+        for piece in audio.stream(item.path, job.sample_rate, max_seconds=job.clip_seconds or None):
+            writer.append_audio(audio.to_int16(piece))
+            count += piece.shape[0]
+        if clip_samples > count:
+            writer.append_audio(np.zeros(clip_samples - count, np.int16))
+            count = clip_samples
+    except audio.AudioError:
+        writer.drop_clip()
+        raise
+    writer.end_clip(row[1], row[2], row[0])
+    return count / job.sample_rate
 
 
 def _run_job(job: _Job) -> ChunkResult:
@@ -138,32 +194,23 @@ def _run_job(job: _Job) -> ChunkResult:
 
     failed: list[dict] = []
     seconds = 0.0
-    clip_samples = int(round(job.clip_seconds * job.sample_rate)) if job.clip_seconds else 0
     num_labels = len(job.writer_kwargs["label_names"])
-    # A chunk (<= 32 clips) is gathered in memory and written with one call: per-clip HDF5 appends
-    # cost more than decoding short clips.
-    waves, labels, clip_ids, sources = [], [], [], []
-    for item in job.items:
-        try:
-            samples = audio.decode(item.path, job.sample_rate, max_seconds=job.clip_seconds or None)
-            if clip_samples:
-                samples = audio.fit_length(samples, clip_samples)
+    writer = SplitWriter(job.part, **job.writer_kwargs, extra_attrs={"chunk": job.chunk}, owner=job.owner)
+    try:
+        buffer = _PartBuffer(writer)
+        for item in job.items:
             row = np.zeros(num_labels, bool)
             row[list(item.labels)] = True
-            waves.append(audio.to_int16(samples))
-            labels.append(row)
-            clip_ids.append(item.clip_id)
-            sources.append(item.source)
-            seconds += samples.shape[0] / job.sample_rate
-        except audio.AudioError as exc:
-            failed.append({"path": item.source, "reason": str(exc)})
-        except Exception as exc:  # one strange file must not stop the run
-            failed.append({"path": item.source, "reason": f"{type(exc).__name__}: {exc}"[:300]})
-    writer = SplitWriter(job.part, **job.writer_kwargs, extra_attrs={"chunk": job.chunk, "failed": json.dumps(failed)})
-    try:
-        if waves:
-            offsets = np.concatenate([[0], np.cumsum([w.shape[0] for w in waves])])
-            writer.extend(np.concatenate(waves), offsets, np.stack(labels), clip_ids, sources)
+            try:
+                seconds += _decode_item(item, job, buffer, (row, item.clip_id, item.source))
+            except audio.AudioError as exc:
+                failed.append({"path": item.source, "reason": str(exc)})
+            except (KeyboardInterrupt, SampleCNNError):
+                raise
+            except Exception as exc:  # one strange file must not stop the run
+                failed.append({"path": item.source, "reason": f"{type(exc).__name__}: {exc}"[:300]})
+        buffer.flush()
+        writer.set_attrs(failed=json.dumps(failed))
         written = writer.num_clips
         writer.close()
     except BaseException:
@@ -200,9 +247,18 @@ def _store_intact(out: Path, report: dict, result: Result) -> bool:
 
 
 def _atomic_json(path: Path, data: dict) -> None:
+    from samplecnn_cli.core.outputs import write_failure
+
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        failure = write_failure(exc, path) if isinstance(exc, OSError) else None
+        if failure is not None:
+            raise failure from None
+        raise
 
 
 def _pool_context():
@@ -217,6 +273,7 @@ def run(manifest: Manifest, out: Path, settings: Settings,
     started = time.perf_counter()
     out = Path(out)
     manifest, sample_rate, clip_seconds = _checked(manifest, settings)
+    check_out_folder(out)
     shard_k, shard_n = settings.shard
     chunk_size = settings.chunk_size or max(MIN_CHUNK, min(MAX_CHUNK, math.ceil(len(manifest.items) / 64)))
     fingerprint = _fingerprint(manifest, sample_rate, clip_seconds, chunk_size)
@@ -276,6 +333,18 @@ def _checked(manifest: Manifest, settings: Settings) -> tuple[Manifest, int, flo
     return manifest, sample_rate, clip_seconds
 
 
+def check_out_folder(out: Path) -> None:
+    """The store goes into a folder (new, or a store's): never over split files that are not a store's
+    (the output guard, core/outputs.py)."""
+    from samplecnn_cli.core.outputs import OutputRefused, guard_files
+
+    if out.exists() and not out.is_dir():
+        raise OutputRefused(f"--out {out} is a file, not a store folder", hint="name a folder for the store")
+    if (out / REPORT_NAME).is_file() or (out / PARTS_DIR).is_dir():
+        return  # a store (its damaged files are rebuilt)
+    guard_files([out / f"{s}.h5" for s in SPLITS if (out / f"{s}.h5").exists()], own={"hdf5:samplecnn-store"})
+
+
 def _already_done(out: Path, fingerprint: str, result: Result) -> bool:
     """True (and `result` filled from the report) when `out` holds this very store, intact."""
     previous = _read_report(out)
@@ -302,16 +371,24 @@ def _parts_dir(out: Path, fingerprint: str, shard_n: int) -> Path:
 
 
 def _decode(jobs: list, workers: int | None, result: Result, on_chunk) -> None:
-    """Run the chunk jobs (in a process pool unless one worker does), counting into `result`."""
+    """Run the chunk jobs (in a process pool unless one worker does), counting into `result`. However
+    this ends (an error, a full disk, Ctrl-C, SIGTERM), the workers are stopped and the temporary part
+    files they were writing removed; finished parts stay for the rerun."""
+    from samplecnn_cli.core import signals
+
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
     decoded_seconds = 0.0
-    if workers == 1:
-        results = map(_run_job, jobs)
-        pool = None
-    else:  # the pool forks before the progress display starts its thread
-        pool = _pool_context().Pool(workers, maxtasksperchild=200)
-        results = pool.imap_unordered(_run_job, jobs)
+    owner = f"p{os.getpid()}"
+    for job in jobs:
+        job.owner = owner
+    pool = None
     try:
+        if workers == 1:
+            results = map(_run_job, jobs)
+        else:  # the pool forks before the progress display starts its thread
+            with signals.blocked():
+                pool = _pool_context().Pool(workers, initializer=signals.quiet_worker, maxtasksperchild=200)
+            results = pool.imap_unordered(_run_job, jobs)
         for chunk_result in results:
             result.decoded_files += chunk_result.files
             decoded_seconds += chunk_result.seconds
@@ -321,6 +398,9 @@ def _decode(jobs: list, workers: int | None, result: Result, on_chunk) -> None:
         if pool is not None:
             pool.terminate()
             pool.join()
+        for job in jobs[:1]:
+            for leftover in job.part.parent.glob(f".*.{owner}-*.tmp"):
+                leftover.unlink(missing_ok=True)
     result.audio_hours = decoded_seconds / 3600
 
 

@@ -75,8 +75,11 @@ class AudioMap:
         while done < out.shape[0]:
             chunk, within = divmod(position + done, step)
             take = min(step - within, out.shape[0] - done)
-            got = os.preadv(self._file(), [raw[done:done + take]], int(offsets[chunk]) + 2 * within)
-            if got != 2 * take:
-                raise OSError(f"{self.split.path}: short read (the file changed or was cut)")
+            try:
+                got = os.preadv(self._file(), [raw[done:done + take]], int(offsets[chunk]) + 2 * within)
+            except OSError as exc:
+                raise self.split.read_error(exc) from None
+            if got != 2 * take:  # the file was cut (or rewritten) under the reader
+                raise self.split.read_error(None)
             done += take
         np.multiply(raw, np.float32(1 / 32768.0), out=out, casting="unsafe")

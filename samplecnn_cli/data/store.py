@@ -32,6 +32,8 @@ import numpy as np
 
 from samplecnn_cli import __version__
 from samplecnn_cli.core.errors import DataError
+from samplecnn_cli.core.outputs import write_failure
+from samplecnn_cli.data.h5write import H5Writer
 
 FORMAT = "samplecnn-store"
 FORMAT_VERSION = 1
@@ -43,81 +45,137 @@ _STR = h5py.string_dtype()
 
 class SplitWriter:
     """Append clips to a temporary file beside `path`; `close()` renames it to `path`, so a store file
-    is whole or absent. The temporary name is unique per writer (`.<name>.<pid>-<random>.tmp`), so two
-    writers of one path never share (and corrupt) one temporary file."""
+    is whole or absent. The temporary name is unique per writer (`.<name>.<owner>-<pid>-<random>.tmp`,
+    `owner` defaulting to the pid), so two writers of one path never share (and corrupt) one temporary
+    file, and a process can find its workers' leftovers by `owner`. Writes go through data/h5write.py
+    (space reserved first: a full disk is one clean error, never a crash)."""
 
     def __init__(self, path: Path, *, sample_rate: int, label_names: list[str], task: str,
                  dataset: str, split: str, clip_samples: int = 0, preprocess: dict | None = None,
-                 extra_attrs: dict | None = None):
+                 extra_attrs: dict | None = None, owner: str | None = None):
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, not {task!r}")
         self.path = Path(path)
-        self.tmp_path = self.path.with_name(f".{self.path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tag = f"{owner}-{os.getpid()}" if owner else str(os.getpid())
+        self.tmp_path = self.path.with_name(f".{self.path.name}.{tag}-{secrets.token_hex(4)}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_failure(exc, self.path) or exc from None
         self.num_labels = len(label_names)
-        self._file = h5py.File(self.tmp_path, "w")
-        f = self._file
-        f.create_dataset("audio", shape=(0,), maxshape=(None,), dtype=np.int16, chunks=(AUDIO_CHUNK,))
-        f.create_dataset("offsets", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(4096,))
-        f.create_dataset("labels", shape=(0, self.num_labels), maxshape=(None, self.num_labels),
-                         dtype=bool, chunks=(1024, max(self.num_labels, 1)))
-        f.create_dataset("clip_ids", shape=(0,), maxshape=(None,), dtype=_STR, chunks=(1024,))
-        f.create_dataset("paths", shape=(0,), maxshape=(None,), dtype=_STR, chunks=(1024,))
-        f.attrs.update(
-            format=FORMAT, format_version=FORMAT_VERSION, sample_rate=int(sample_rate),
-            clip_samples=int(clip_samples), label_names=json.dumps(list(label_names)), task=task,
-            dataset=dataset, split=split, preprocess=json.dumps(preprocess or {}),
-            samplecnn_version=__version__, num_clips=0,
-        )
-        if extra_attrs:
-            f.attrs.update(extra_attrs)
+        self._h5 = H5Writer(self.tmp_path, self.path)
+        self._file = f = self._h5.file
+        self._h5.reserve(0)
+        with self._h5.writing():
+            f.create_dataset("audio", shape=(0,), maxshape=(None,), dtype=np.int16, chunks=(AUDIO_CHUNK,))
+            f.create_dataset("offsets", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(4096,))
+            f.create_dataset("labels", shape=(0, self.num_labels), maxshape=(None, self.num_labels),
+                             dtype=bool, chunks=(1024, max(self.num_labels, 1)))
+            f.create_dataset("clip_ids", shape=(0,), maxshape=(None,), dtype=_STR, chunks=(1024,))
+            f.create_dataset("paths", shape=(0,), maxshape=(None,), dtype=_STR, chunks=(1024,))
+            f.attrs.update(
+                format=FORMAT, format_version=FORMAT_VERSION, sample_rate=int(sample_rate),
+                clip_samples=int(clip_samples), label_names=json.dumps(list(label_names)), task=task,
+                dataset=dataset, split=split, preprocess=json.dumps(preprocess or {}),
+                samplecnn_version=__version__, num_clips=0,
+            )
+            if extra_attrs:
+                f.attrs.update(extra_attrs)
         self._audio_end = 0
         self.num_clips = 0
+        self._clip_start = 0  # where the clip being streamed (append_audio) began
+
+    @property
+    def audio_end(self) -> int:
+        return self._audio_end
 
     def append(self, clip_id: str, source: str, waveform: np.ndarray, labels: np.ndarray) -> None:
         waveform = np.asarray(waveform)
         if waveform.dtype != np.int16 or waveform.ndim != 1:
             raise ValueError("waveform must be a 1-D int16 array")
+        self.append_audio(waveform)
+        self.end_clip(clip_id, source, labels)
+
+    def append_audio(self, samples: np.ndarray) -> None:
+        """Add int16 samples to the clip being written (a long clip arrives in pieces: bounded memory)."""
+        if not samples.shape[0]:
+            return
+        end = self._audio_end
+        self._h5.reserve(samples.nbytes)
+        with self._h5.writing():
+            self._file["audio"].resize((end + samples.shape[0],))
+            self._file["audio"][end:] = samples
+        self._audio_end = end + samples.shape[0]
+
+    def drop_clip(self) -> None:
+        """Forget the samples of the clip being written (its file failed half way)."""
+        self._audio_end = self._clip_start
+        with self._h5.writing():
+            self._file["audio"].resize((self._audio_end,))
+
+    def end_clip(self, clip_id: str, source: str, labels: np.ndarray) -> None:
+        """Close the clip whose samples were appended since the last one."""
         labels = np.asarray(labels, dtype=bool).reshape(-1)
         if labels.shape[0] != self.num_labels:
             raise ValueError(f"expected {self.num_labels} labels, got {labels.shape[0]}")
-        f, n, end = self._file, self.num_clips, self._audio_end
-        f["audio"].resize((end + waveform.shape[0],))
-        f["audio"][end:] = waveform
-        self._audio_end = end + waveform.shape[0]
-        f["offsets"].resize((n + 2,))
-        f["offsets"][n + 1] = self._audio_end
-        for name, value in (("labels", labels), ("clip_ids", clip_id), ("paths", source)):
-            f[name].resize((n + 1, *f[name].shape[1:]))
-            f[name][n] = value
+        f, n = self._file, self.num_clips
+        self._h5.reserve(labels.nbytes + len(clip_id) + len(source) + 64)
+        with self._h5.writing():
+            f["offsets"].resize((n + 2,))
+            f["offsets"][n + 1] = self._audio_end
+            for name, value in (("labels", labels), ("clip_ids", clip_id), ("paths", source)):
+                f[name].resize((n + 1, *f[name].shape[1:]))
+                f[name][n] = value
         self.num_clips = n + 1
+        self._clip_start = self._audio_end
 
     def extend(self, audio: np.ndarray, offsets: np.ndarray, labels: np.ndarray,
                clip_ids: list[str], paths: list[str]) -> None:
         """Append many clips at once: `audio` flat int16, `offsets` (n + 1,) starting at 0."""
-        n_new = len(offsets) - 1
-        if n_new <= 0:
+        if len(offsets) <= 1:
             return
-        f, n, end = self._file, self.num_clips, self._audio_end
-        f["audio"].resize((end + audio.shape[0],))
-        f["audio"][end:] = audio
-        f["offsets"].resize((n + n_new + 1,))
-        f["offsets"][n + 1:] = np.asarray(offsets[1:], np.int64) + end
-        self._audio_end = end + audio.shape[0]
-        for name, value in (("labels", np.asarray(labels, bool)), ("clip_ids", clip_ids), ("paths", paths)):
-            f[name].resize((n + n_new, *f[name].shape[1:]))
-            f[name][n:] = value
+        base = self._audio_end
+        self.append_audio(np.asarray(audio))
+        self.extend_index(offsets, labels, clip_ids, paths, base)
+
+    def extend_index(self, offsets: np.ndarray, labels: np.ndarray, clip_ids: list[str], paths: list[str],
+                     base: int) -> None:
+        """The index rows of clips whose samples were appended from `base` on (offsets start at 0)."""
+        n_new = len(offsets) - 1
+        f, n = self._file, self.num_clips
+        text = sum(len(c) + len(p) for c, p in zip(clip_ids, paths, strict=True))
+        self._h5.reserve(9 * n_new + np.asarray(labels).nbytes + text)
+        with self._h5.writing():
+            f["offsets"].resize((n + n_new + 1,))
+            f["offsets"][n + 1:] = np.asarray(offsets[1:], np.int64) + base
+            for name, value in (("labels", np.asarray(labels, bool)), ("clip_ids", clip_ids), ("paths", paths)):
+                f[name].resize((n + n_new, *f[name].shape[1:]))
+                f[name][n:] = value
+        self._clip_start = self._audio_end
         self.num_clips = n + n_new
 
+    def set_attrs(self, **attrs) -> None:
+        self._h5.reserve(sum(len(str(v)) for v in attrs.values()))
+        with self._h5.writing():
+            self._file.attrs.update(attrs)
+
     def close(self) -> Path:
-        self._file.attrs["num_clips"] = self.num_clips
-        self._file.close()
-        os.replace(self.tmp_path, self.path)
+        try:
+            self._h5.reserve(0)
+            with self._h5.writing():
+                self._file.attrs["num_clips"] = self.num_clips
+            self._h5.close()
+            os.replace(self.tmp_path, self.path)
+        except BaseException as exc:
+            self._h5.discard()
+            failure = write_failure(exc, self.path) if isinstance(exc, OSError) else None
+            if failure is not None:
+                raise failure from None
+            raise
         return self.path
 
     def abort(self) -> None:
-        self._file.close()
-        self.tmp_path.unlink(missing_ok=True)
+        self._h5.discard()
 
     def __enter__(self) -> SplitWriter:
         return self
@@ -129,6 +187,9 @@ class SplitWriter:
             self.abort()
 
 
+COPY_BLOCK = 1 << 22  # samples per read when parts are merged: memory stays flat for clips of any length
+
+
 def merge_parts(parts: list[Path], path: Path, **writer_kwargs) -> int:
     """Concatenate part files (same layout) into one split file at `path`, atomically. Returns clips."""
     with SplitWriter(path, **writer_kwargs) as writer:
@@ -136,9 +197,12 @@ def merge_parts(parts: list[Path], path: Path, **writer_kwargs) -> int:
             with h5py.File(part, "r") as f:
                 if int(f.attrs.get("num_clips", len(f["offsets"]) - 1)) == 0:
                     continue
-                writer.extend(f["audio"][:], f["offsets"][:], f["labels"][:],
-                              [s.decode() if isinstance(s, bytes) else s for s in f["clip_ids"][:]],
-                              [s.decode() if isinstance(s, bytes) else s for s in f["paths"][:]])
+                base, audio = writer.audio_end, f["audio"]
+                for begin in range(0, audio.shape[0], COPY_BLOCK):
+                    writer.append_audio(audio[begin:begin + COPY_BLOCK])
+                writer.extend_index(f["offsets"][:], f["labels"][:],
+                                    [s.decode() if isinstance(s, bytes) else s for s in f["clip_ids"][:]],
+                                    [s.decode() if isinstance(s, bytes) else s for s in f["paths"][:]], base)
         return writer.num_clips
 
 
@@ -193,6 +257,7 @@ class StoreSplit:
             raise DataError(f"no store file {self.path}")
         self._handle: h5py.File | None = None
         self._pid = -1
+        self._identity = _identity(self.path)  # what the file was when opened (check_unchanged)
         problem = check_split(self.path)
         if problem:
             raise DataError(f"{self.path} is damaged: {problem}",
@@ -246,7 +311,30 @@ class StoreSplit:
         start = max(0, start)
         if stop <= start:
             return np.zeros(0, np.int16)
-        return self._file()["audio"][begin + start: begin + stop]
+        try:
+            samples = self._file()["audio"][begin + start: begin + stop]
+        except (OSError, KeyError, ValueError, RuntimeError) as exc:
+            raise self.read_error(exc) from None
+        if samples.shape[0] != stop - start:
+            raise self.read_error(None)
+        return samples
+
+    def check_unchanged(self) -> None:
+        """DataError when the file is no longer the one opened (rewritten, replaced or cut)."""
+        if _identity(self.path) != self._identity:
+            raise DataError(f"{self.path} changed while it was being read (rewritten, replaced or cut)",
+                            hint="let preprocess finish before training on the store, then run the same "
+                                 "command again (train: with --resume)")
+
+    def read_error(self, exc: BaseException | None) -> DataError:
+        """The error for a read that failed: the file changed under the reader, or it is damaged."""
+        try:
+            self.check_unchanged()
+        except DataError as changed:
+            return changed
+        reason = str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else "a short read"
+        return DataError(f"{self.path} could not be read: {reason}",
+                         hint="run the same `samplecnn preprocess` command again: it rebuilds damaged files")
 
     def read_float(self, index: int, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Like read(), as float32 in [-1, 1)."""
@@ -282,6 +370,14 @@ class StoreSplit:
         return None if (offsets < 0).any() else (step, offsets)
 
 
+def _identity(path: Path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 class Store:
     """A store folder: the split files that exist, checked to agree on rate, labels and task."""
 
@@ -303,6 +399,10 @@ class Store:
         self.label_names = first.label_names
         self.task = first.task
         self.dataset = first.dataset
+
+    def check_unchanged(self) -> None:
+        for split in self.splits.values():
+            split.check_unchanged()
 
     def split(self, name: str) -> StoreSplit:
         if name not in self.splits:

@@ -26,8 +26,10 @@ import numpy as np
 
 from samplecnn_cli import __version__
 from samplecnn_cli.core.errors import DataError, RunError, UsageError
+from samplecnn_cli.core.locks import hold
 from samplecnn_cli.core.runtime import Runtime
 from samplecnn_cli.data.features_file import FORMAT, FORMAT_VERSION, LAYERS, POOLINGS, Block, blocks_to_json
+from samplecnn_cli.data.h5write import H5Writer
 from samplecnn_cli.data.store import Store, StoreSplit
 from samplecnn_cli.inference.predictor import Predictor, store_clips
 from samplecnn_cli.inference.reducers import LayerPools
@@ -140,22 +142,27 @@ def extract_features(run_dirs: list[Path], data_dir: Path, out: Path, runtime: R
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     started = time.perf_counter()
     counts = {}
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, label_names=_json(store.label_names),
-                           task=store.task, sample_rate=store.sample_rate, data=str(Path(data_dir).resolve()),
-                           dataset=store.dataset, splits=_json(list(split_names)), precision=precision,
-                           layers=_json(list(layers)), poolings=_json(list(poolings)),
-                           samplecnn_version=__version__)
-            f.create_dataset("blocks", data=blocks_to_json(blocks), dtype=h5py.string_dtype())
+    with hold(out, str(out)):
+        writer = H5Writer(tmp, out)  # space reserved before each write: a full disk is one clean error
+        try:
+            f = writer.file
+            writer.reserve(0)
+            with writer.writing():
+                f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, label_names=_json(store.label_names),
+                               task=store.task, sample_rate=store.sample_rate, data=str(Path(data_dir).resolve()),
+                               dataset=store.dataset, splits=_json(list(split_names)), precision=precision,
+                               layers=_json(list(layers)), poolings=_json(list(poolings)),
+                               samplecnn_version=__version__)
+                f.create_dataset("blocks", data=blocks_to_json(blocks), dtype=h5py.string_dtype())
             for name in split_names:
                 split = store.split(name)
-                counts[name] = _write_split(f, name, split, predictors, keys, blocks, width, layers, smallest,
+                counts[name] = _write_split(writer, name, split, predictors, keys, blocks, width, layers, smallest,
                                             batch_size, on_progress)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            writer.close()
+            os.replace(tmp, out)
+        except BaseException:
+            writer.discard()
+            raise
     return {
         "out": str(out), "data": str(data_dir), "splits": counts, "columns": width,
         "runs": [{"run": k, "run_dir": str(r.run_dir), "model": r.model_name, "input_samples": r.model.input_samples}
@@ -178,14 +185,16 @@ def _output_file(out: Path) -> Path:
     return out
 
 
-def _write_split(f: h5py.File, name: str, split: StoreSplit, predictors, keys, blocks: list[Block], width: int,
+def _write_split(writer: H5Writer, name: str, split: StoreSplit, predictors, keys, blocks: list[Block], width: int,
                  layers: tuple[int, ...], smallest: int, batch_size: int, on_progress) -> int:
     n = len(split)
-    group = f.create_group(name)
-    features = group.create_dataset("features", shape=(n, width), dtype=np.float32,
-                                    chunks=(max(1, min(n, ROW_CHUNK)), width) if n else None)
-    group.create_dataset("labels", data=split.labels, dtype=bool)
-    group.create_dataset("clip_ids", data=np.array(split.clip_ids, dtype=object), dtype=h5py.string_dtype())
+    writer.reserve(split.labels.nbytes + sum(len(c) + 16 for c in split.clip_ids))
+    with writer.writing() as f:
+        group = f.create_group(name)
+        features = group.create_dataset("features", shape=(n, width), dtype=np.float32,
+                                        chunks=(max(1, min(n, ROW_CHUNK)), width) if n else None)
+        group.create_dataset("labels", data=split.labels, dtype=bool)
+        group.create_dataset("clip_ids", data=np.array(split.clip_ids, dtype=object), dtype=h5py.string_dtype())
     by_run = {key: [b for b in blocks if b.run == key] for key in keys}
     done = 0
     for clips in clip_blocks(split, smallest, batch_size):
@@ -194,7 +203,9 @@ def _write_split(f: h5py.File, name: str, split: StoreSplit, predictors, keys, b
             pooled = pool_clips(predictor, split, clips, layers)
             for block in by_run[key]:
                 rows[:, block.start:block.stop] = pooled[block.layer][block.pooling]
-        features[clips[0]:clips[-1] + 1] = rows
+        writer.reserve(rows.nbytes)
+        with writer.writing():
+            features[clips[0]:clips[-1] + 1] = rows
         done += len(clips)
         if on_progress:
             on_progress(name, done, n)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,12 +113,14 @@ def result_dict(r: ClipResult, labels: list[str], top_k: int, threshold: float |
     return out
 
 
+@contextmanager
 def tag_results(model: LibraryModel, files: list[Path], *, hop: float | None = None, timeline: bool = False,
                 workers: int | None = None):
-    """ClipResults of `files`, in order, as they finish (scores, and every window's with `timeline`)."""
+    """ClipResults of `files`, in order, as they finish (scores, and every window's with `timeline`).
+    A context manager: leaving it (an error, Ctrl-C, SIGTERM) stops the decoding workers at once."""
     want = ("scores", "window_scores") if timeline else ("scores",)
-    clips = decoded_files(files, model.predictor.sample_rate, workers)
-    return model.predictor.run(clips, want, hop=model.hop_samples(hop))
+    with closing(decoded_files(files, model.predictor.sample_rate, workers)) as clips:
+        yield model.predictor.run(clips, want, hop=model.hop_samples(hop))
 
 
 def tag_files(model: LibraryModel, files: list[Path], *, top_k: int = 5, hop: float | None = None,
@@ -126,35 +129,40 @@ def tag_files(model: LibraryModel, files: list[Path], *, top_k: int = 5, hop: fl
     """One dict per file: path, top (label/score pairs, best first), scores (every label), segments
     (windows), seconds, short; or path and error. Keeps every result: for many files use tag_to_file."""
     results = []
-    for r in tag_results(model, files, hop=hop, timeline=timeline, workers=workers):
-        results.append(result_dict(r, model.labels, top_k, threshold))
-        if on_file:
-            on_file(r)
+    with tag_results(model, files, hop=hop, timeline=timeline, workers=workers) as finished:
+        for r in finished:
+            results.append(result_dict(r, model.labels, top_k, threshold))
+            if on_file:
+                on_file(r)
     return results
 
 
 def tag_to_file(model: LibraryModel, files: list[Path], out: Path, *, top_k: int = 5, hop: float | None = None,
                 timeline: bool = False, threshold: float | None = None, workers: int | None = None,
                 on_start: Callable[[int], None] | None = None,
-                on_file: Callable[[ClipResult], None] | None = None) -> dict:
-    """Stream one record per file to `out` (.csv or .jsonl) as files finish; skip files already there."""
+                on_file: Callable[[ClipResult], None] | None = None, replace: bool = False) -> dict:
+    """Stream one record per file to `out` (.csv or .jsonl) as files finish; skip files already there.
+    One process writes `out` at a time (core/locks.py); `replace`: --force over a file tag did not write."""
+    from samplecnn_cli.core.locks import hold
     from samplecnn_cli.inference.writers import TagWriter, output_format
 
     output_format(Path(out))
     hop_seconds = model.hop_samples(hop) / model.predictor.sample_rate
     started = time.perf_counter()
     counts = {"files": len(files), "tagged": 0, "failed": 0, "skipped_done": 0, "short": 0, "audio_seconds": 0.0}
-    with TagWriter(Path(out), model.labels, top_k=min(top_k, len(model.labels)), threshold=threshold,
-                   timeline=timeline, hop_seconds=hop_seconds) as writer:
+    with hold(Path(out), str(out)), \
+            TagWriter(Path(out), model.labels, top_k=min(top_k, len(model.labels)), threshold=threshold,
+                      timeline=timeline, hop_seconds=hop_seconds, replace=replace) as writer:
         todo = [f for f in files if str(f.resolve()) not in writer.done]
         counts["skipped_done"] = len(files) - len(todo)
         if on_start:
             on_start(len(todo))
-        for r in tag_results(model, todo, hop=hop, timeline=timeline, workers=workers):
-            writer.add(r)
-            _count(counts, r)
-            if on_file:
-                on_file(r)
+        with tag_results(model, todo, hop=hop, timeline=timeline, workers=workers) as finished:
+            for r in finished:
+                writer.add(r)
+                _count(counts, r)
+                if on_file:
+                    on_file(r)
     return _summary(counts, out, time.perf_counter() - started, model, hop_seconds)
 
 
@@ -180,44 +188,58 @@ def _summary(counts: dict, out: Path, seconds: float, model: LibraryModel, hop_s
 def embed_to_file(model: LibraryModel, files: list[Path], out: Path, *, hop: float | None = None,
                   layers: tuple[int, ...] = (), workers: int | None = None,
                   on_start: Callable[[int], None] | None = None,
-                  on_file: Callable[[ClipResult], None] | None = None) -> dict:
+                  on_file: Callable[[ClipResult], None] | None = None, replace: bool = False) -> dict:
     """Write `out` (inference/embeddings.py's HDF5 layout): per file the mean 512-d embedding and the
-    max/avg-pooled hidden `layers`, and per window with a `hop`; return a summary."""
+    max/avg-pooled hidden `layers`, and per window with a `hop`; return a summary. Resumes like
+    `tag_to_file`: files already in `out` (or in its partial file, after an interruption) are skipped.
+    One process writes `out` at a time; `replace`: --force over a file embed did not write."""
+    from samplecnn_cli.core.locks import hold
+    from samplecnn_cli.inference.embeddings import EmbeddingWriter
+    from samplecnn_cli.inference.reducers import LayerPools
+
+    predictor, choice = model.predictor, model.predictor.choice
+    want = ["embedding"] + (["window_embeddings"] if hop else []) + ([LayerPools(layers)] if layers else [])
+    started, audio = time.perf_counter(), 0.0
+    with hold(Path(out), str(out)):
+        writer = EmbeddingWriter(out, attrs=_embedding_attrs(model, hop, layers),
+                                 layer_channels=layer_channels(model.loaded.model, layers), windows=bool(hop),
+                                 replace=replace)
+        todo = [f for f in files if str(f.resolve()) not in writer.done]
+        try:
+            if on_start:
+                on_start(len(todo))
+            with closing(decoded_files(todo, predictor.sample_rate, workers)) as clips:
+                for r in predictor.run(clips, want, hop=model.hop_samples(hop)):
+                    writer.add(r)
+                    audio += r.seconds
+                    if on_file:
+                        on_file(r)
+            writer.finish()
+        except BaseException:
+            writer.pause()
+            raise
+    seconds = time.perf_counter() - started
+    rows, failed = writer.rows, writer.failed
+    return {"out": str(out), "files": rows, "failed": failed, "feature_columns": writer.width,
+            "skipped_done": len(files) - len(todo), "audio_seconds": round(audio, 3), "seconds": round(seconds, 3),
+            "realtime": round(audio / seconds, 1) if seconds else None, "backend": choice.backend,
+            "precision": choice.precision, "batch_size": choice.batch_size}
+
+
+def _embedding_attrs(model: LibraryModel, hop: float | None, layers: tuple[int, ...]) -> dict:
     import json
 
     from samplecnn_cli import __version__
-    from samplecnn_cli.inference.embeddings import POOLINGS, EmbeddingWriter
-    from samplecnn_cli.inference.reducers import LayerPools
+    from samplecnn_cli.inference.embeddings import POOLINGS
 
     loaded, predictor, choice = model.loaded, model.predictor, model.predictor.choice
-    want = ["embedding"] + (["window_embeddings"] if hop else []) + ([LayerPools(layers)] if layers else [])
     rate, hop_samples = predictor.sample_rate, model.hop_samples(hop)
-    attrs = {"run": str(Path(loaded.run_dir).resolve()), "model": loaded.model_name,
-             "input_samples": predictor.input_samples, "sample_rate": rate,
-             "window_seconds": predictor.input_samples / rate, "hop_seconds": hop_samples / rate,
-             "layers": json.dumps(list(layers)), "poolings": json.dumps(list(POOLINGS)),
-             "backend": choice.backend, "precision": choice.precision,
-             "label_names": json.dumps(model.labels), "samplecnn_version": __version__}
-    writer = EmbeddingWriter(out, attrs=attrs, layer_channels=layer_channels(loaded.model, layers),
-                             windows=bool(hop))
-    started, audio = time.perf_counter(), 0.0
-    try:
-        if on_start:
-            on_start(len(files))
-        for r in predictor.run(decoded_files(files, rate, workers), want, hop=hop_samples):
-            writer.add(r)
-            audio += r.seconds
-            if on_file:
-                on_file(r)
-        writer.finish()
-    except BaseException:
-        writer.abort()
-        raise
-    seconds = time.perf_counter() - started
-    return {"out": str(out), "files": writer.rows, "failed": len(writer.failed), "feature_columns": writer.width,
-            "audio_seconds": round(audio, 3), "seconds": round(seconds, 3),
-            "realtime": round(audio / seconds, 1) if seconds else None, "backend": choice.backend,
-            "precision": choice.precision, "batch_size": choice.batch_size}
+    return {"run": str(Path(loaded.run_dir).resolve()), "model": loaded.model_name,
+            "input_samples": predictor.input_samples, "sample_rate": rate,
+            "window_seconds": predictor.input_samples / rate, "hop_seconds": hop_samples / rate,
+            "layers": json.dumps(list(layers)), "poolings": json.dumps(list(POOLINGS)),
+            "backend": choice.backend, "precision": choice.precision,
+            "label_names": json.dumps(model.labels), "samplecnn_version": __version__}
 
 
 def layer_channels(model, layers: tuple[int, ...]) -> dict[int, int]:

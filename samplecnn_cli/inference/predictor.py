@@ -22,6 +22,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 import torch
@@ -30,14 +31,27 @@ from samplecnn_cli.core.runtime import Runtime
 from samplecnn_cli.inference.reducers import BatchOutputs, Reducer, reducers_for
 
 
+class ClipError(Exception):
+    """A clip that fails while its pieces arrive (a file broken half way): its result carries the reason."""
+
+
 @dataclass
 class Clip:
-    """One input: `key` names it (a file path, or a clip's index in a store split)."""
+    """One input: `key` names it (a file path, or a clip's index in a store split). Its audio is given
+    whole (`audio`) or as it is read, in pieces (`pieces`: a long file, in bounded memory)."""
 
     key: str | int
     audio: np.ndarray | None  # mono float32 at the model's rate; None when it could not be read
     error: str | None = None
     target: np.ndarray | None = None  # the clip's labels, for a loss
+    pieces: Iterable[np.ndarray] | None = None  # instead of `audio`; may raise ClipError
+
+    def parts(self) -> Iterable[np.ndarray]:
+        return self.pieces if self.pieces is not None else [self.audio]
+
+    @property
+    def readable(self) -> bool:
+        return self.audio is not None or self.pieces is not None
 
 
 @dataclass
@@ -78,6 +92,39 @@ def windows_of(audio: np.ndarray, size: int, hop: int) -> np.ndarray:
                                            writeable=False)
 
 
+class WindowCutter:
+    """The windows of `window_starts` of a clip whose audio arrives in pieces: `feed` each piece (rows
+    are views, to copy before the next piece), then `finish` (the one zero-padded window of a clip
+    shorter than a window). Holds less than a window plus one piece."""
+
+    def __init__(self, size: int, hop: int):
+        self.size, self.hop = size, hop
+        self.buffer = np.zeros(0, np.float32)
+        self.offset = 0  # the clip's sample at buffer[0]
+        self.next_start = 0
+        self.length = self.windows = 0
+
+    def feed(self, piece: np.ndarray) -> np.ndarray:
+        self.length += piece.shape[0]
+        audio = piece if not self.buffer.shape[0] else np.concatenate([self.buffer, piece])
+        local = self.next_start - self.offset
+        count = (audio.shape[0] - local - self.size) // self.hop + 1 if audio.shape[0] - local >= self.size else 0
+        rows = np.zeros((0, self.size), np.float32)
+        if count > 0:
+            rows = windows_of(audio[local:local + (count - 1) * self.hop + self.size], self.size, self.hop)
+            self.next_start += count * self.hop
+            self.windows += count
+        drop = min(audio.shape[0], self.next_start - self.offset)
+        self.buffer, self.offset = audio[drop:].copy(), self.offset + drop
+        return rows
+
+    def finish(self) -> np.ndarray:
+        if self.windows:
+            return np.zeros((0, self.size), np.float32)
+        self.windows = 1
+        return np.pad(self.buffer, (0, self.size - self.buffer.shape[0]))[None]
+
+
 def default_workers() -> int:
     """Decode workers: one core is left to the model (decoding is ~1/10 of the work on MP3s)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -86,39 +133,50 @@ def default_workers() -> int:
 
 def decoded_files(paths: Iterable, sample_rate: int, workers: int | None = None) -> Iterator[Clip]:
     """Audio files decoded to mono at `sample_rate` (soundfile + soxr), in input order, decoded by
-    `workers` spawned processes at most a few files ahead of the consumer (0: in this process)."""
-    from samplecnn_cli.inference.decode import decode_file
+    `workers` spawned processes at most a few files ahead of the consumer (0: in this process). Files
+    longer than audio.STREAM_AFTER_SECONDS are streamed in pieces in this process (bounded memory).
+    Close the iterator (contextlib.closing) to stop the workers at once on an error or an interrupt."""
+    from samplecnn_cli.inference.decode import decode_file, file_clip
 
     paths = [str(p) for p in paths]
     workers = default_workers() if workers is None else int(workers)
     if workers < 1 or len(paths) < 2:
         for path in paths:
-            yield Clip(*decode_file(path, sample_rate))
+            yield file_clip(path, sample_rate)
         return
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
 
-    ahead = 2 * workers + 2
-    # spawn: workers start clean (no copy of torch's thread pools), and import no torch
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+    from samplecnn_cli.core import signals
+
+    with signals.blocked():  # spawn: workers start clean (no torch), ignore Ctrl-C, die with this process
+        pool = mp.get_context("spawn").Pool(workers, initializer=signals.quiet_worker)
+    try:
         todo = iter(paths)
-        queue: deque = deque()
-        for path in todo:
-            queue.append(pool.submit(decode_file, path, sample_rate))
-            if len(queue) >= ahead:
-                break
+        queue: deque = deque(pool.apply_async(decode_file, (p, sample_rate)) for p in islice(todo, 2 * workers + 2))
         while queue:
-            result = queue.popleft().result()
+            path, audio, error, long = queue.popleft().get()
             nxt = next(todo, None)
             if nxt is not None:
-                queue.append(pool.submit(decode_file, nxt, sample_rate))
-            yield Clip(*result)
+                queue.append(pool.apply_async(decode_file, (nxt, sample_rate)))
+            yield file_clip(path, sample_rate) if long else Clip(path, audio, error)
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+STORE_PIECE = 1 << 22  # samples of a store clip read at a time (a clip of a few minutes is one piece)
 
 
 def store_clips(split, indices: Iterable[int] | None = None) -> Iterator[Clip]:
-    """Whole clips of a store split (data/store.py StoreSplit), with their labels."""
+    """Whole clips of a store split (data/store.py StoreSplit), with their labels, read in pieces."""
     for index in range(len(split)) if indices is None else indices:
-        yield Clip(int(index), split.read_float(int(index)), target=split.labels[int(index)])
+        index = int(index)
+        length = int(split.offsets[index + 1] - split.offsets[index])
+        if length <= STORE_PIECE:
+            yield Clip(index, split.read_float(index), target=split.labels[index])
+            continue
+        pieces = (split.read_float(index, start, start + STORE_PIECE) for start in range(0, length, STORE_PIECE))
+        yield Clip(index, None, target=split.labels[index], pieces=pieces)
 
 
 def array_clips(arrays: Iterable[np.ndarray]) -> Iterator[Clip]:
@@ -132,9 +190,14 @@ class _Open:
     """A clip whose windows are (partly) still waiting for the model."""
 
     result: ClipResult
-    remaining: int
+    remaining: int  # windows in a batch, not yet through the model
     target: np.ndarray | None
     accumulators: list
+    ended: bool = False  # every window of the clip has been cut
+
+    @property
+    def done(self) -> bool:
+        return self.ended and self.remaining == 0
 
 
 class Predictor:
@@ -181,33 +244,46 @@ class Predictor:
         waiting: deque[_Open] = deque()  # clips in input order, not yet yielded
 
         def finished() -> Iterator[ClipResult]:
-            while waiting and waiting[0].remaining == 0:
+            while waiting and waiting[0].done:
                 yield self._close(waiting.popleft(), reducers)
 
+        def add(rows: np.ndarray, state: _Open) -> Iterator[ClipResult]:
+            for row in rows:
+                batch[len(owners)] = row
+                owners.append(state)
+                state.remaining += 1
+                if len(owners) == self.batch_size:
+                    self._forward(batch, owners, reducers)
+                    owners.clear()
+                    yield from finished()
+
         for clip in clips:
-            state = self._open(clip, reducers, hop)
+            state = self._open(clip, reducers)
             waiting.append(state)
-            if clip.audio is not None:
-                for row in windows_of(clip.audio, size, hop):
-                    batch[len(owners)] = row
-                    owners.append(state)
-                    if len(owners) == self.batch_size:
-                        self._forward(batch, owners, reducers)
-                        owners.clear()
-                        yield from finished()
+            if clip.readable:
+                cutter = WindowCutter(size, hop)
+                try:
+                    for piece in clip.parts():
+                        yield from add(cutter.feed(piece), state)
+                    yield from add(cutter.finish(), state)
+                except ClipError as exc:
+                    state.result.error = str(exc)
+                self._measure(state.result, cutter)
+            state.ended = True
             yield from finished()
         if owners:
             self._forward(batch[:len(owners)], owners, reducers)
         yield from finished()
 
-    def _open(self, clip: Clip, reducers: list[Reducer], hop: int) -> _Open:
-        if clip.audio is None:
+    def _open(self, clip: Clip, reducers: list[Reducer]) -> _Open:
+        if not clip.readable:
             return _Open(ClipResult(clip.key, error=clip.error), 0, None, [])
-        length = clip.audio.shape[0]
-        windows = len(window_starts(length, self.input_samples, hop))
-        result = ClipResult(clip.key, seconds=length / self.sample_rate, windows=windows,
-                            short=length < self.input_samples)
-        return _Open(result, windows, clip.target, [r.start() for r in reducers])
+        return _Open(ClipResult(clip.key), 0, clip.target, [r.start() for r in reducers])
+
+    def _measure(self, result: ClipResult, cutter: WindowCutter) -> None:
+        result.seconds = cutter.length / self.sample_rate
+        result.windows = cutter.windows
+        result.short = cutter.length < self.input_samples
 
     def _forward(self, batch: np.ndarray, owners: list[_Open], reducers: list[Reducer]) -> None:
         logits, hidden = self.forward(torch.from_numpy(batch))
@@ -218,8 +294,9 @@ class Predictor:
         for reducer in reducers:
             reducer.prepare(out)
         for row, state in enumerate(owners):
-            for reducer, acc in zip(reducers, state.accumulators, strict=True):
-                reducer.add(acc, out, row)
+            if state.result.error is None:  # a clip that broke half way keeps no results
+                for reducer, acc in zip(reducers, state.accumulators, strict=True):
+                    reducer.add(acc, out, row)
             state.remaining -= 1
 
     @staticmethod

@@ -7,7 +7,10 @@ JSONL: one object per file: path, seconds, windows, short, top (best first), tag
        threshold), scores (every label), and with a timeline {"hop_seconds", "starts", "scores"}.
        A failed file is {"path", "error"}.
 Paths are written absolute. A file counts as done when its summary row/object is complete; resuming
-drops anything after the last complete one (a run killed mid-write), then skips done files.
+drops anything after the last complete one (a run killed mid-write), then skips done files. A write
+that fails (a full disk) is cut back to the last whole record before the error is raised. With
+`replace` (--force over a file `tag` did not write) the records go to a temporary file renamed over
+`path` when the run completes.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from samplecnn_cli.core.errors import UsageError
+from samplecnn_cli.core.outputs import write_failure
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -41,16 +45,21 @@ class TagWriter:
     """Append results to `path`; `done` holds the absolute paths already there (resume)."""
 
     def __init__(self, path: Path, labels: list[str], *, top_k: int, threshold: float | None,
-                 timeline: bool, hop_seconds: float):
+                 timeline: bool, hop_seconds: float, replace: bool = False):
         self.path = Path(path)
         self.format = output_format(self.path)
         self.labels, self.top_k, self.threshold = labels, top_k, threshold
         self.timeline, self.hop_seconds = timeline, hop_seconds
         self.header = ["path", "window", "start", "seconds", "windows", "short", "error", "tags", *labels]
-        self.done = self._recover()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        self.file = open(self.path, "a", encoding="utf-8", newline="")
+        self.target = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}") if replace else self.path
+        self.done = set() if replace else self._recover()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            new = not self.target.exists() or self.target.stat().st_size == 0
+            self.fd = os.open(self.target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise write_failure(exc, self.path) or exc from None
+        self.size = os.fstat(self.fd).st_size  # bytes of whole records
         if new and self.format == "csv":
             self._write(self._csv_rows([self.header]))
 
@@ -86,8 +95,12 @@ class TagWriter:
         kept = "".join(lines[:keep])
         if kept != text:
             tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
-            tmp.write_text(kept, encoding="utf-8")
-            os.replace(tmp, self.path)
+            try:
+                tmp.write_text(kept, encoding="utf-8")
+                os.replace(tmp, self.path)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise write_failure(exc, self.path) or exc from None
         return done
 
     # -- writing ----------------------------------------------------------------------------------
@@ -97,8 +110,20 @@ class TagWriter:
         return buffer.getvalue()
 
     def _write(self, text: str) -> None:
-        self.file.write(text)  # one write per file: its records land together
-        self.file.flush()
+        """One write per file, so its records land together; a failed one is cut back to the last
+        whole record (a full disk leaves no half line behind)."""
+        data = text.encode("utf-8")
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(self.fd, data[written:])
+        except OSError as exc:
+            try:
+                os.ftruncate(self.fd, self.size)
+            except OSError:
+                pass
+            raise write_failure(exc, self.path) or exc from None
+        self.size += len(data)
 
     def tags(self, scores: np.ndarray) -> list[str]:
         if self.threshold is None:
@@ -133,11 +158,21 @@ class TagWriter:
             self._write(self._csv_rows(rows))
         self.done.add(path)
 
-    def close(self) -> None:
-        self.file.close()
+    def close(self, complete: bool = True) -> None:
+        os.close(self.fd)
+        if self.target == self.path:
+            return
+        if not complete:  # a forced replacement that did not finish: the old file stays
+            self.target.unlink(missing_ok=True)
+            return
+        try:
+            os.replace(self.target, self.path)
+        except OSError as exc:
+            self.target.unlink(missing_ok=True)
+            raise write_failure(exc, self.path) or exc from None
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, tb):
+        self.close(complete=exc_type is None)

@@ -77,8 +77,10 @@ def decide(step: Step, entry: dict | None) -> tuple[bool, str]:
     """(run?, why) for one step against its lock entry."""
     if not entry:
         return True, "not run yet"
-    if entry.get("state") == "started":
+    if entry.get("state") in ("started", "interrupted"):  # started: the recipe was killed outright
         return True, "interrupted last time"
+    if entry.get("state") == "failed":
+        return True, f"failed last time (exit code {entry.get('exit_code', '?')})"
     if entry.get("state") == "outdated":
         return True, "samplecnn version changed"
     if entry.get("command") != step.argv:
@@ -142,6 +144,8 @@ def in_process(command, context: Context | None = None) -> Runner:
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # click usage errors carry an exit code; anything else is a crash
+            if isinstance(exc.__cause__, KeyboardInterrupt):  # click's Abort around Ctrl-C or SIGTERM
+                raise exc.__cause__ from None
             code = getattr(exc, "exit_code", None)
             if isinstance(code, int) and hasattr(exc, "show"):
                 exc.show()
@@ -157,9 +161,23 @@ def in_process(command, context: Context | None = None) -> Runner:
 
 
 def run_subprocess(argv: list[str], workdir: Path) -> int:
-    """A step in its own `python -m samplecnn_cli` process, with the work folder as its workspace."""
+    """A step in its own `python -m samplecnn_cli` process, with the work folder as its workspace. An
+    interrupt here (Ctrl-C, SIGTERM) is passed on to the step, which stops cleanly; then it is raised."""
+    import signal
+
     env = {**os.environ, WORKSPACE_ENV: str(workdir)}
-    return subprocess.call([sys.executable, "-m", "samplecnn_cli", *argv], env=env)
+    with subprocess.Popen([sys.executable, "-m", "samplecnn_cli", *argv], env=env) as step:
+        try:
+            return step.wait()
+        except KeyboardInterrupt as interrupt:
+            from samplecnn_cli.core.signals import Terminated
+
+            step.send_signal(signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
+            try:
+                step.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                step.kill()
+            raise
 
 
 def run_recipe(resolved: ResolvedRecipe, *, runner: Runner | None = None,
@@ -232,11 +250,14 @@ def _run_steps(resolved: ResolvedRecipe, runner: Runner, echo: Callable[[str], N
         save_lock(workdir, resolved.recipe.name, lock)
         dep_prints = fingerprints(step.deps)
         t0 = time.perf_counter()
-        code = (runner or run_subprocess)(step.argv, workdir)
+        try:
+            code = _run_step(step, runner or run_subprocess, workdir)
+        except KeyboardInterrupt:  # the lock says "interrupted": the next run redoes this step
+            _record(lock, records, step, "interrupted", round(time.perf_counter() - t0, 2), resolved, started)
+            raise
         seconds = round(time.perf_counter() - t0, 2)
         if code != 0:
-            records.append({"name": step.name, "status": "failed", "exit_code": code, "seconds": seconds})
-            _write_summary(resolved, records, started, write_json)
+            _record(lock, records, step, "failed", seconds, resolved, started, exit_code=code)
             raise RunError(f"step '{step.name}' failed with exit code {code}",
                            hint="fix the cause and run the same command again: finished steps are skipped")
         absent = [out for out in step.outputs if not out.exists()]
@@ -249,6 +270,32 @@ def _run_steps(resolved: ResolvedRecipe, runner: Runner, echo: Callable[[str], N
         records.append({"name": step.name, "status": "ran", "seconds": seconds})
         echo(f"{head}: done in {seconds:.1f} s")
     return _write_summary(resolved, records, started, write_json)
+
+
+INTERRUPT_CODES = (130, 143)  # a step's own exit code after Ctrl-C or SIGTERM (core/signals.py)
+
+
+def _run_step(step: Step, runner: Runner, workdir: Path) -> int:
+    """Run one step; an interrupt (of the recipe, or of a step in its own process) is raised, so the
+    recipe stops saying "interrupted", never "failed with exit code 130"."""
+    from samplecnn_cli.core.signals import Terminated
+
+    code = runner(step.argv, workdir)
+    if code in INTERRUPT_CODES:
+        raise Terminated() if code == 143 else KeyboardInterrupt()
+    return code
+
+
+def _record(lock: dict, records: list, step: Step, state: str, seconds: float, resolved, started: float,
+            **more) -> None:
+    """A step that did not finish: its state in the lock file (what the next run says about it) and
+    in the summary."""
+    from samplecnn_cli.runs.folder import write_json
+
+    lock[step.name] = {"state": state, "command": step.argv, **more}
+    save_lock(resolved.workdir, resolved.recipe.name, lock)
+    records.append({"name": step.name, "status": state, "seconds": seconds, **more})
+    _write_summary(resolved, records, started, write_json)
 
 
 def _clean(step: Step, workdir: Path) -> None:
@@ -269,6 +316,7 @@ def _write_summary(resolved: ResolvedRecipe, records: list[dict], started: float
                "seconds": round(time.perf_counter() - started, 2),
                "ran": sum(r["status"] == "ran" for r in records),
                "skipped": sum(r["status"] == "skipped" for r in records),
-               "failed": sum(r["status"] == "failed" for r in records), "steps": records}
+               "failed": sum(r["status"] == "failed" for r in records),
+               "interrupted": sum(r["status"] == "interrupted" for r in records), "steps": records}
     write_json(resolved.workdir / SUMMARY_NAME, summary)
     return summary

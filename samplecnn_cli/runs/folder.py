@@ -7,12 +7,15 @@ A run directory (training or transfer) holds:
     metrics.jsonl        one JSON object per epoch
     checkpoints/best.pt  best weights by validation loss; checkpoints/last.pt: last epoch + trainer state
     train.log            the log
-    status.json          {"state": "running" | "failed" | "done", "pid", "host", "updated", "reason"}
+    status.json          {"state": "running" | "failed" | "interrupted" | "done", "pid", "host", "updated",
+                         "reason"}
     summary.json         the same keys for every run kind (SUMMARY_KEYS), plus a kind's own facts
     metrics.json         written by `samplecnn evaluate` (song-level test metrics; metrics-<split>.json
                          for other splits) with predictions-<split>.npz beside it
 `RunDir` is the one place that names these files.
 Checkpoints hold only tensors and plain Python values, so they load with torch.load(weights_only=True).
+A checkpoint carries its run's identity (config.toml's run_id, and a hash of model, labels, task and
+rate); `load_run` refuses a checkpoint copied in from another run.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,12 +44,30 @@ CHECKPOINT_VERSION = 1
 
 # -- writing ---------------------------------------------------------------------------------------
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename: the file is whole or old."""
+    """Write `text` to `path` through a temporary file and a rename: the file is whole or old. A write
+    that fails (a full disk, a read-only folder) leaves no temporary file and is one clear error."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with _writing(path, tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        os.replace(tmp, path)
+
+
+@contextmanager
+def _writing(path: Path, tmp: Path | None = None):
+    """Remove `tmp` if the block fails; an OSError of a failed write becomes core.outputs.WriteFailed."""
+    from samplecnn_cli.core.outputs import write_failure
+
+    try:
+        yield
+    except BaseException as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        failure = write_failure(exc, path) if isinstance(exc, (OSError, RuntimeError)) else None
+        if failure is not None:
+            raise failure from None
+        raise
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -132,22 +154,45 @@ def git_commit() -> str | None:
 
 
 
-# -- status ----------------------------------------------------------------------------------------
-RUNNING, FAILED, DONE = "running", "failed", "done"
+# -- status ---------------------------------------------------------------------------------------
+RUNNING, FAILED, DONE, INTERRUPTED = "running", "failed", "done", "interrupted"
+STATES = (RUNNING, FAILED, DONE, INTERRUPTED)
 STATUS_FILE = "status.json"
 
 
 def mark_status(run_dir: Path, state: str, reason: str | None = None) -> None:
-    """Record the run's state: "running" when it starts, then "done" or "failed" (with a reason)."""
-    if state not in (RUNNING, FAILED, DONE):
+    """Record the run's state: "running" when it starts, then "done", "failed" (with a reason) or
+    "interrupted" (Ctrl-C, SIGTERM: resumable). On a full disk the status is rewritten in place, in the
+    space its old content held, rather than left saying "running"."""
+    if state not in STATES:
         raise ValueError(f"unknown run state {state!r}")
-    write_json(Path(run_dir) / STATUS_FILE, {"state": state, "pid": os.getpid(), "host": socket.gethostname(),
-                                             "updated": time.time(), "reason": reason})
+    path = Path(run_dir) / STATUS_FILE
+    record = {"state": state, "pid": os.getpid(), "host": socket.gethostname(), "updated": time.time(),
+              "reason": reason}
+    try:
+        write_json(path, record)
+    except OSError:  # WriteFailed included
+        if not _rewrite_in_place(path, json.dumps(record)):
+            raise
+
+
+def _rewrite_in_place(path: Path, text: str) -> bool:
+    """Overwrite an existing small file without a temporary file (no new disk blocks needed)."""
+    data = text.encode()
+    try:
+        if not path.is_file() or path.stat().st_size < len(data) // 2:
+            return False
+        with open(path, "r+b") as f:
+            f.write(data)
+            f.truncate()
+        return True
+    except OSError:
+        return False
 
 
 def run_status(run_dir: Path) -> str:
-    """"running", "failed" or "done". A "running" run whose process is gone (killed) counts as failed;
-    a run written before status.json existed is done when it has summary.json."""
+    """"running", "failed", "interrupted" or "done". A "running" run whose process is gone (killed)
+    counts as failed; a run written before status.json existed is done when it has summary.json."""
     run_dir = Path(run_dir)
     try:
         status = json.loads((run_dir / STATUS_FILE).read_text())
@@ -156,7 +201,7 @@ def run_status(run_dir: Path) -> str:
         return DONE if RunDir(run_dir).summary.is_file() else FAILED
     if state == RUNNING and status.get("host") == socket.gethostname() and not _alive(status.get("pid")):
         return FAILED
-    return state if state in (RUNNING, FAILED, DONE) else FAILED
+    return state if state in STATES else FAILED
 
 
 def _alive(pid) -> bool:
@@ -225,9 +270,9 @@ class RunDir:
         return self
 
     def restartable(self, even_with_checkpoint: bool = False) -> bool:
-        """True for a failed (or killed) run with no last.pt (or any, `even_with_checkpoint`): a rerun
-        into it starts over."""
-        return run_status(self.path) == FAILED and (even_with_checkpoint or not self.last.exists())
+        """True for a failed, killed or interrupted run with no last.pt (or any, `even_with_checkpoint`):
+        a rerun into it starts over."""
+        return run_status(self.path) in (FAILED, INTERRUPTED) and (even_with_checkpoint or not self.last.exists())
 
     def write_config(self, config: dict) -> None:
         write_config(self.path, config)
@@ -236,15 +281,29 @@ class RunDir:
         return read_config(self.path)
 
     def append_metrics(self, row: dict) -> None:
-        with open(self.metrics, "a") as f:
-            f.write(json.dumps(row, default=_plain) + "\n")
+        """One line; a write that fails (a full disk) is cut back, so no half line is left."""
+        data = (json.dumps(row, default=_plain) + "\n").encode()
+        with _writing(self.metrics), open(self.metrics, "ab") as f:
+            size = f.tell()
+            try:
+                f.write(data)
+                f.flush()
+            except OSError:
+                f.truncate(size)
+                raise
 
     def truncate_metrics(self, epoch: int) -> None:
-        """Keep the metric lines of epochs up to `epoch` (a kill can leave lines after the checkpoint)."""
+        """Keep the metric lines of epochs up to `epoch` (a kill can leave lines after the checkpoint, or
+        half a line)."""
         if not self.metrics.is_file():
             return
-        keep = [line for line in self.metrics.read_text().splitlines()
-                if line.strip() and json.loads(line)["epoch"] <= epoch]
+        keep = []
+        for line in self.metrics.read_text().splitlines():
+            try:
+                if json.loads(line)["epoch"] <= epoch:
+                    keep.append(line)
+            except (ValueError, KeyError, TypeError):
+                continue
         atomic_write_text(self.metrics, "".join(line + "\n" for line in keep))
 
     def write_summary(self, summary: dict) -> None:
@@ -263,8 +322,9 @@ class RunDir:
         write_json(self.evaluation(split), metrics)
         path = self.predictions(split)
         tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
-        np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in predictions.items() if v is not None})
-        os.replace(tmp, path)
+        with _writing(path, tmp):
+            np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in predictions.items() if v is not None})
+            os.replace(tmp, path)
         return self.evaluation(split)
 
 
@@ -276,7 +336,6 @@ def save_checkpoint(path: Path, *, model_name: str, model_kwargs: dict, state_di
     import torch
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -289,9 +348,57 @@ def save_checkpoint(path: Path, *, model_name: str, model_kwargs: dict, state_di
         "samplecnn_version": __version__,
         **(extra or {}),
     }
+    payload["identity"] = {"run_id": _run_id_of(path), "hash": identity_hash(payload)}
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with _writing(path, tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:  # a Python file: a failed write surfaces as its OSError (errno)
+            torch.save(payload, f)
+        os.replace(tmp, path)
+
+
+def identity_hash(checkpoint: dict) -> str:
+    """What a checkpoint is a model of: its model, arguments, labels, task and rate, hashed."""
+    import hashlib
+
+    described = [checkpoint["model"]["name"], checkpoint["model"]["kwargs"], checkpoint["label_names"],
+                 checkpoint["task"], checkpoint.get("sample_rate")]
+    return hashlib.sha1(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _run_id_of(path: Path) -> str | None:
+    """The run_id in config.toml of the run folder whose checkpoints/ holds `path`, if any."""
+    config = path.parent.parent / "config.toml"
+    if path.parent.name != "checkpoints" or not config.is_file():
+        return None
+    try:
+        return tomllib.loads(config.read_text(encoding="utf-8")).get("run_id")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+
+
+def check_identity(config: dict, checkpoint: dict, path: Path, run_dir: Path) -> None:
+    """RunError when `checkpoint` (read from `path`) was written by another run than the one whose
+    config.toml is `config`: another run id, or another model, labels, task or rate."""
+    theirs = (checkpoint.get("identity") or {}).get("run_id")
+    ours = config.get("run_id")
+    fields = {"model": (config.get("model"), checkpoint["model"]["name"]),
+              "labels": (config.get("label_names"), checkpoint.get("label_names")),
+              "task": (config.get("task"), checkpoint.get("task")),
+              "sample rate": (config.get("sample_rate"), checkpoint.get("sample_rate"))}
+    differ = [name for name, (a, b) in fields.items() if a is not None and b is not None and a != b]
+    if not differ and not (theirs and ours and theirs != ours):
+        return
+    what = f"its {', '.join(differ)} differ from" if differ else f"it was written by run {theirs}, not"
+    raise RunError(f"{path} belongs to another run: {what} {run_dir}'s config.toml "
+                   f"({describe_model(checkpoint)})",
+                   hint="put the checkpoint back in its own run folder, or restore this run's own")
+
+
+def describe_model(checkpoint: dict) -> str:
+    rate = checkpoint.get("sample_rate")
+    return (f"the checkpoint holds {checkpoint['model']['name']} with {len(checkpoint.get('label_names', []))} "
+            f"labels" + (f" at {rate:,} Hz" if rate else ""))
 
 
 def load_checkpoint(path: Path, map_location: str = "cpu") -> dict:
@@ -365,6 +472,7 @@ def load_run(run_dir: Path, which: str = "best", map_location: str = "cpu") -> L
     if not path.is_file() and which == "best":
         path = RunDir(run_dir).last
     checkpoint = load_checkpoint(path, map_location)
+    check_identity(config, checkpoint, path, run_dir)
     model = build_model(checkpoint).eval()
     return LoadedRun(
         run_dir=run_dir, config=config, model=model, model_name=checkpoint["model"]["name"],

@@ -1,7 +1,8 @@
 """The run lifecycle, one for every kind of run (`train` and `transfer`).
 
     run = Run(folder, is_main=...)          # a prepared run folder (runs/folder.py RunDir)
-    with run.lifecycle():                   # status "running"; train.log; "failed" + reason on any error
+    with run.lifecycle():                   # the folder's lock; status "running"; train.log; then
+                                            # "interrupted" (Ctrl-C, SIGTERM) or "failed" + reason
         if run.resumable(resume):
             run.resume(state)               # last.pt back into the TrainState, metrics cut to its epoch
         else:
@@ -15,10 +16,13 @@ Under torchrun every rank holds a Run; rank 0 alone (`is_main`) writes.
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
+import uuid
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from samplecnn_cli.core.errors import RunError
+from samplecnn_cli.core import signals
+from samplecnn_cli.core.errors import RunError, SampleCNNError
+from samplecnn_cli.core.locks import hold
 from samplecnn_cli.runs import folder as runs
 from samplecnn_cli.training.loop import CheckpointHook, ConsoleHook, Hook, MetricsHook, log, run_log
 from samplecnn_cli.training.state import TrainState
@@ -43,22 +47,36 @@ class Run:
 
     @contextmanager
     def lifecycle(self):
-        """Status "running" while the block runs, train.log open; "failed" with the reason on any error."""
-        if self.is_main:
-            self.folder.mark(runs.RUNNING)
-        try:
-            with run_log(self.folder, enabled=self.is_main):
-                yield self
-        except BaseException as exc:
+        """One process writes the folder at a time (core/locks.py: a second `train --resume` is turned
+        away); status "running" while the block runs, train.log open; "interrupted" on Ctrl-C or SIGTERM
+        (resumable), "failed" with the reason on any error."""
+        with hold(self.folder.path, f"the run folder {self.path}", folder=True) if self.is_main else nullcontext():
             if self.is_main:
-                self.folder.mark(runs.FAILED, reason=f"{type(exc).__name__}: {exc}"[:300])
-            raise
+                self.folder.mark(runs.RUNNING)
+            try:
+                with run_log(self.folder, enabled=self.is_main):
+                    yield self
+            except BaseException as exc:
+                if self.is_main:
+                    self._mark_stopped(exc)
+                raise
+
+    def _mark_stopped(self, exc: BaseException) -> None:
+        if isinstance(exc, KeyboardInterrupt):  # Ctrl-C or SIGTERM (core/signals.py)
+            self.folder.mark(runs.INTERRUPTED, reason=f"{signals.describe(exc)}: resume with --resume")
+            return
+        reason = exc.message if isinstance(exc, SampleCNNError) else f"{type(exc).__name__}: {exc}"
+        try:
+            self.folder.mark(runs.FAILED, reason=reason[:300])
+        except OSError:  # the status could not be written at all: the error itself says more
+            pass
 
     def begin(self, config: dict, env: dict) -> None:
         """A new run (or one started over): config.toml, env.json, no metric lines."""
         if not self.is_main:
             return
         self.folder.truncate_metrics(0)  # a run killed before its first last.pt starts over
+        config = {**config, "run_id": uuid.uuid4().hex}  # its checkpoints carry it (runs/folder.py)
         self.folder.write_config(config)
         runs.write_json(self.folder.env, env)
         log.info("config %s", json.dumps(config, default=str))
@@ -67,6 +85,7 @@ class Run:
         """Continue from last.pt: the state as it was after its epoch; metrics.jsonl cut back to that
         epoch. Returns the checkpoint (its "best_state_dict" may repair a damaged best.pt)."""
         ckpt = runs.load_checkpoint(self.folder.last, map_location=str(state.precision.device))
+        runs.check_identity(self.folder.read_config(), ckpt, self.folder.last, self.path)
         state.load_state_dict(ckpt)
         if "best_state_dict" not in ckpt:  # last.pt of an older version: the best weights are in best.pt only
             try:

@@ -22,12 +22,17 @@ def compare_features(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Clips per step.")] = 64,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace files in --out even when samplecnn did not "
+                                        "write them (atomically).")] = False,
 ) -> None:
     """Compare feature choices as in Tables 4 and 6: one transfer run per choice, one table.
 
     Choices: layer -3, -2, -1 and the last 3 layers (and, with several runs, each run alone). Writes
     OUT/table.md and OUT/table.json with the paper's numbers beside ours where they apply."""
+    from samplecnn_cli.core.outputs import guard_files
     from samplecnn_cli.features.compare import compare_features as run_comparison
+
+    guard_files([Path(out) / "table.md", Path(out) / "table.json"], force=force)
     from samplecnn_cli.features.transfer import TransferOptions
 
     def on_row(row: dict) -> None:

@@ -28,6 +28,8 @@ def embed(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     precision: Annotated[str, typer.Option("--precision", "-p", help="fp32, bf16 or auto.")] = "fp32",
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace --out even when samplecnn did not write it "
+                                        "(atomically).")] = False,
 ) -> None:
     """Embeddings of any folder of audio: per file the mean 512-d embedding and max/avg-pooled hidden
     layers (as `extract`), per window with --hop. Audio is resampled to the model's rate."""
@@ -50,11 +52,12 @@ def embed(
     files = collect_files(paths)
     if not files:
         raise DataError("no audio files found", hint="pass audio files or folders holding them")
+    target = _guard_out(run_dir, files, out, force)
     model = load_library_model(run_dir, Runtime.resolve(device, precision), batch_size=batch_size,
                                cache=current_context().inference_cache)
     with file_progress("embed", quiet=json_out, console=cli.err_console) as (on_start, on_file):
         summary = embed_to_file(model, files, out, hop=hop, layers=layer_tuple, workers=workers,
-                                on_start=on_start, on_file=on_file)
+                                on_start=on_start, on_file=on_file, replace=target.replacing)
     if json_out:
         print_json(summary)
     else:
@@ -63,3 +66,13 @@ def embed(
                       f"{summary['failed']} failed, {realtime:.0f}x realtime", highlight=False, soft_wrap=True)
     if summary["failed"] and not summary["files"]:
         raise typer.Exit(1)
+
+
+def _guard_out(run_dir: Path, files: list[Path], out: Path, force: bool):
+    """--out must be an embedding file (or new): never an input, a store, a checkpoint... unless --force."""
+    from samplecnn_cli.core.outputs import guard_file
+    from samplecnn_cli.runs.folder import RunDir
+
+    run = RunDir(Path(run_dir))
+    return guard_file(out, own={"hdf5:samplecnn-embeddings"}, force=force,
+                      inputs=[*files, run.best, run.last, run.config])

@@ -21,6 +21,8 @@ def extract(
     precision: Annotated[str, typer.Option("--precision", "-p", help="fp32, bf16 or auto.")] = "fp32",
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace --out even when samplecnn did not write it "
+                                        "(atomically).")] = False,
 ) -> None:
     """Song-level features: max- and average-pooled hidden layers of trained runs, one row per clip.
 
@@ -33,6 +35,7 @@ def extract(
     from samplecnn_cli.data.features_file import POOLINGS, parse_layers, parse_names
     from samplecnn_cli.features.extract import extract_features
 
+    _guard_out(run_dirs, data, out, force)
     layer_tuple = parse_layers(layers)
     poolings = parse_names(pooling, POOLINGS, "--pooling")
     split_names = parse_names(splits)
@@ -53,3 +56,15 @@ def extract(
     clips = ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
     console.print(f"Wrote {summary['out']}: {summary['columns']} columns per clip ({clips} clips) from "
                   f"{len(summary['runs'])} run(s) in {summary['seconds']:.1f} s", highlight=False, soft_wrap=True)
+
+
+def _guard_out(run_dirs: list[Path], data: Path, out: Path, force: bool) -> None:
+    """--out must be a feature file (or new): never a store's split file, a checkpoint... unless --force."""
+    from samplecnn_cli.core.outputs import guard_file
+    from samplecnn_cli.runs.folder import RunDir
+
+    inputs = [Path(data) / f"{split}.h5" for split in ("train", "valid", "test")]
+    for run_dir in run_dirs:
+        run = RunDir(Path(run_dir))
+        inputs += [run.best, run.last, run.config]
+    guard_file(out, own={"hdf5:samplecnn-features"}, force=force, inputs=inputs)

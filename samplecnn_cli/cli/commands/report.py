@@ -17,6 +17,8 @@ def report(
                    ] = Path("report"),
     title: Annotated[str, typer.Option("--title", "-t", help="Title of the report.")] = "SampleCNN report",
     as_json: Annotated[bool, typer.Option("--json", help="Print report.json's content instead of the path.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace files in --out even when samplecnn did not "
+                                        "write them (atomically).")] = False,
 ) -> None:
     """Build a self-contained HTML report (figures embedded, opens offline) plus report.md and report.json:
     run table, the paper's Tables 2/4/5/6, curves, ROC / confusion, filters, t-SNE.
@@ -24,8 +26,10 @@ def report(
     A run sits beside the paper's numbers only when it is the paper's configuration, trained on MTAT and
     evaluated by ROC-AUC; other runs go to a table of their own with the reason. Runs still running or
     failed are skipped."""
+    from samplecnn_cli.core.outputs import guard_files
     from samplecnn_cli.report.build import build_report
 
+    guard_files([Path(out) / name for name in ("report.html", "report.md", "report.json")], force=force)
     data = build_report(inputs, out, title=title)
     if as_json:
         print_json(data)

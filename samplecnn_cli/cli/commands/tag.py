@@ -34,6 +34,8 @@ def tag(
                                         "(needs samplecnn\\[onnx]).")] = "torch",
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON (a list per file, or the summary "
                                            "with --out).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace --out (and --taggram files) even when samplecnn did not write it "
+                                        "(atomically).")] = False,
 ) -> None:
     """Tag audio files: decode (in parallel), resample to the model's rate, run the model over every
     window, average, and print the top-k labels or stream every label's score to --out.
@@ -48,24 +50,35 @@ def tag(
     files = collect_files(paths)
     if not files:
         raise DataError("no audio files found", hint="pass audio files or folders holding them")
+    replacing = _guard_out(run_dir, files, out, force).replacing if out is not None else False
     model = load_library_model(run_dir, Runtime.resolve(device, precision), batch_size=batch_size, engine=engine,
                                cache=current_context().inference_cache)
     timeline = timeline or taggram is not None
     draw = _taggram_drawer(model, taggram, hop)
     if out is not None:
-        _tag_to_file(model, files, out, top_k, hop, timeline, threshold, workers, draw, json_out)
+        _tag_to_file(model, files, out, top_k, hop, timeline, threshold, workers, draw, json_out, replacing)
         return
     _tag_and_print(model, files, top_k, hop, timeline, threshold, workers, draw, json_out)
 
 
-def _tag_to_file(model, files, out, top_k, hop, timeline, threshold, workers, draw, json_out) -> None:
+def _guard_out(run_dir: Path, files: list[Path], out: Path, force: bool):
+    """--out must be a tag file (or new): never an input, a checkpoint, a store... unless --force."""
+    from samplecnn_cli.core.outputs import guard_file
+    from samplecnn_cli.runs.folder import RunDir
+
+    run = RunDir(Path(run_dir))
+    return guard_file(out, own={"tags"}, force=force, inputs=[*files, run.best, run.last, run.config])
+
+
+def _tag_to_file(model, files, out, top_k, hop, timeline, threshold, workers, draw, json_out, replacing) -> None:
     from samplecnn_cli.cli import console as cli
     from samplecnn_cli.inference.library import tag_to_file
     from samplecnn_cli.inference.progress import file_progress
 
     with file_progress("tag", quiet=json_out, console=cli.err_console) as (on_start, on_file):
         summary = tag_to_file(model, files, out, top_k=top_k, hop=hop, timeline=timeline, threshold=threshold,
-                              workers=workers, on_start=on_start, on_file=lambda r: (draw(r), on_file(r)))
+                              workers=workers, on_start=on_start, on_file=lambda r: (draw(r), on_file(r)),
+                              replace=replacing)
     if json_out:
         print_json(summary)
     else:

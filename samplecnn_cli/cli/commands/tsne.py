@@ -21,13 +21,18 @@ def tsne(
     perplexity: Annotated[float, typer.Option("--perplexity", help="t-SNE perplexity (lowered for few clips).")] = 30.0,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the points as JSON.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace --out and its .json even when samplecnn did not "
+                                        "write them (atomically).")] = False,
 ) -> None:
     """t-SNE of song-level features coloured by label (Figure 5 of the paper).
 
     Plots the clips carrying exactly one of the given labels; writes the figure and <stem>.json with
     one point per clip (clip_id, label, x, y)."""
+    from samplecnn_cli.core.outputs import guard_files
     from samplecnn_cli.data.features_file import POOLINGS, parse_names
     from samplecnn_cli.features.tsne import tsne_plot
+
+    guard_files([Path(out), Path(out).with_suffix(".json")], force=force)
 
     result = tsne_plot(features, out, layer=layer, labels=list(parse_names(labels) or ()), split=split, run=run,
                        poolings=parse_names(pooling, POOLINGS, "--pooling"), perplexity=perplexity, seed=seed)

@@ -42,6 +42,8 @@ def visualize_filters(
     compare: CompareOpt = False,
     no_svg: Annotated[bool, typer.Option("--no-svg", help="Write PNG only.")] = False,
     as_json: AsJsonOpt = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace files in --out even when samplecnn did not "
+                                        "write them (atomically).")] = False,
 ) -> None:
     """What each filter responds to: waveforms (Fig. 2), sorted spectra (Fig. 3) or, with --compare, spectra
     of models at different sample rates side by side (Fig. 4).
@@ -57,6 +59,7 @@ def visualize_filters(
             err_console.print(f"[dim]{message}[/]")
 
     run_dirs = list(run_dirs or [])
+    _guard_out(run_dirs, out, compare, force)
     options = dict(input_samples=input_samples, steps=steps, step_size=step_size, seed=seed, svg=not no_svg,
                    progress=progress)
     if compare:
@@ -104,3 +107,11 @@ def _print_layers(summary: dict, say) -> None:
         if entry.get("note"):
             say(entry["note"])
     typer.echo(f"Figures and filters.json in {summary['out_dir']}")
+
+
+def _guard_out(run_dirs: list[Path], out: Path | None, compare: bool, force: bool) -> None:
+    """filters.json in --out must be samplecnn's own (figures are checked as they are named)."""
+    from samplecnn_cli.core.outputs import guard_files
+
+    if out is not None and not compare:
+        guard_files([Path(out) / "filters.json"], force=force)

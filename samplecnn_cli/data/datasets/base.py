@@ -117,11 +117,26 @@ def read_lines(path: Path) -> list[str]:
 
 
 def read_csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a comma- or tab-separated file with a header, as dicts (DataError for a header that
+    names a column twice: which one holds the labels would be a guess)."""
     with open(path, newline="", encoding="utf-8-sig") as f:
         sample = f.read(4096)
         f.seek(0)
         delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
-        return list(csv.DictReader(f, delimiter=delimiter))
+        reader = csv.DictReader(f, delimiter=delimiter)
+        check_header(path, reader.fieldnames or [])
+        return list(reader)
+
+
+def check_header(path: Path, columns: list[str]) -> None:
+    """DataError when a column name appears twice (spaces and case aside) in a CSV header."""
+    seen: dict[str, str] = {}
+    for column in columns:
+        key = column.strip().lower()
+        if key and key in seen:
+            raise DataError(f"{path}: the header names the column '{column.strip()}' twice",
+                            hint="keep one column of each name")
+        seen[key] = column
 
 
 def normalize_tag(tag: str) -> str:

@@ -24,6 +24,7 @@ from samplecnn_cli.data.datasets.base import (
     DatasetAdapter,
     Item,
     Manifest,
+    check_header,
     load_pickle,
     normalize_tag,
     read_lines,
@@ -48,6 +49,7 @@ def read_annotations(path: Path) -> tuple[list[str], list[str], list[str], np.nd
         if len(header) < 3 or header[0] != "clip_id" or header[-1] != "mp3_path":
             raise DataError(f"{path} does not look like MTAT's annotations_final.csv "
                             "(tab-separated: clip_id, tag columns, mp3_path)")
+        check_header(path, header)
         ids, paths, rows = [], [], []
         for row in reader:
             if len(row) != len(header):

@@ -1,0 +1,74 @@
+"""SIGTERM handled like Ctrl-C: what a scheduler, `timeout`, systemd or Docker send ends a command the
+way an interrupt does (workers stopped, temporary files removed, a run marked "interrupted", exit 143).
+
+`install()` is called once, by the CLI's entry point (it changes process-wide state; library code never
+does). Library code then sees a SIGTERM as `Terminated`, a KeyboardInterrupt, so every clean-up path
+written for Ctrl-C (`except KeyboardInterrupt`, `except BaseException: ...; raise`, `finally`) covers it.
+
+Worker processes (decoding pools) call `quiet_worker()` first: Ctrl-C, which a terminal sends to the
+whole process group, is left to the parent; SIGTERM, which the parent uses to stop them, ends them
+silently; and they die with their parent. `blocked()` keeps both signals pending while workers start, so
+a signal never reaches a worker before it has set this up.
+"""
+
+from __future__ import annotations
+
+import signal
+from contextlib import contextmanager
+
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Terminated(KeyboardInterrupt):
+    """A SIGTERM arrived: stop like Ctrl-C, exit 143."""
+
+
+def exit_code(interrupt: BaseException) -> int:
+    """The shell's code for a command ended by this interrupt: 128 + the signal number."""
+    return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
+
+
+def describe(interrupt: BaseException) -> str:
+    return "SIGTERM" if isinstance(interrupt, Terminated) else "Ctrl-C"
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def install() -> None:
+    """SIGTERM raises Terminated in the main thread (the CLI's entry point calls this once)."""
+    signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def quiet_worker() -> None:
+    """The first thing a worker process does (a pool initializer)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):  # POSIX
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends this worker SIGTERM when its parent dies, however it dies (no orphans)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the parent's clean-up still stops its workers
+        pass
+
+
+@contextmanager
+def blocked():
+    """SIGINT and SIGTERM held back (delivered when the block ends) while worker processes start: they
+    inherit the mask and unblock it in `quiet_worker`, after their handlers are set."""
+    if not hasattr(signal, "pthread_sigmask"):  # not POSIX
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
