@@ -59,3 +59,40 @@ def test_embed_layout_and_values(tmp_path):
                 want = h.amax(dim=(0, 2)) if b["pooling"] == "max" else h.mean(dim=(0, 2))
                 np.testing.assert_allclose(f["features"][i, b["start"]:b["stop"]], want, atol=1e-4, rtol=1e-4)
     assert not list(tmp_path.glob(".emb.h5.tmp*"))
+
+
+def test_embed_resumes_after_an_interruption_like_tag(tmp_path):
+    """An embed stopped after two files keeps them in its partial file; the same call again embeds only
+    the rest, and the finished file equals an uninterrupted one."""
+    from samplecnn_cli.core.runtime import Runtime
+    from samplecnn_cli.inference.library import collect_files, embed_to_file, load_library_model
+
+    run = fake_run(tmp_path / "run", "sample-3^3")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(5):
+        sf.write(lib / f"f{i}.wav", (rng.standard_normal(300 + 100 * i) * 0.3).astype(np.float32), 8000)
+    files = collect_files([lib])
+    model = load_library_model(run, Runtime.cpu("fp32"), batch_size=4)
+    straight = tmp_path / "straight.h5"
+    embed_to_file(model, files, straight, layers=(-1,), workers=0)
+
+    out, seen = tmp_path / "emb.h5", []
+
+    def stop_after_two(r):
+        seen.append(r.path)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        embed_to_file(model, files, out, layers=(-1,), workers=0, on_file=stop_after_two)
+    assert not out.exists() and (tmp_path / ".emb.h5.partial").is_file()
+    again = []
+    summary = embed_to_file(model, files, out, layers=(-1,), workers=0, on_file=lambda r: again.append(r.path))
+    assert summary["files"] == 5 and len(again) == 3 and set(again).isdisjoint(seen[:2])
+    with h5py.File(out, "r") as a, h5py.File(straight, "r") as b:
+        order = {p: i for i, p in enumerate(b["paths"][:])}
+        rows = [order[p] for p in a["paths"][:]]
+        np.testing.assert_allclose(a["embedding"][:], b["embedding"][:][rows], atol=1e-6)
+        np.testing.assert_allclose(a["features"][:], b["features"][:][rows], atol=1e-6)
