@@ -25,7 +25,7 @@ from pathlib import Path
 
 import h5py
 
-from samplecnn_cli.core.outputs import WriteFailed, write_failure
+from samplecnn_cli.core.outputs import WriteFailed, remove_quietly, write_failure
 
 MARGIN = 256 << 10  # bytes reserved beyond a write's own: new chunks' headers, B-tree nodes, heaps
 _UNSAFE: list = []  # files HDF5 failed to write: kept referenced so that nothing closes them again
@@ -46,6 +46,8 @@ class H5Writer:
         try:
             self.file = h5py.File(self.path, mode)
         except OSError as exc:
+            if mode == "w":  # a new (temporary) file that could not be started: nothing of it stays
+                remove_quietly(self.path)
             raise write_failure(exc, self.target) or exc from None
         self._fd = self.file.id.get_vfd_handle()
         self.broken = False
@@ -118,13 +120,13 @@ class H5Writer:
         except (OSError, RuntimeError):
             self._leave_unsafe()
         finally:
-            self.path.unlink(missing_ok=True)
+            remove_quietly(self.path)
 
     def _leave_unsafe(self) -> None:
         if not self.broken:
             self.broken = True
             _UNSAFE.append((str(self.target), self.file))
-            self.path.unlink(missing_ok=True)
+            remove_quietly(self.path)
 
 
 def _trim(path: Path) -> None:

@@ -247,14 +247,14 @@ def _store_intact(out: Path, report: dict, result: Result) -> bool:
 
 
 def _atomic_json(path: Path, data: dict) -> None:
-    from samplecnn_cli.core.outputs import write_failure
+    from samplecnn_cli.core.outputs import remove_quietly, write_failure
 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
         os.replace(tmp, path)
     except BaseException as exc:
-        tmp.unlink(missing_ok=True)
+        remove_quietly(tmp)
         failure = write_failure(exc, path) if isinstance(exc, OSError) else None
         if failure is not None:
             raise failure from None
@@ -375,12 +375,15 @@ def _decode(jobs: list, workers: int | None, result: Result, on_chunk) -> None:
     this ends (an error, a full disk, Ctrl-C, SIGTERM), the workers are stopped and the temporary part
     files they were writing removed; finished parts stay for the rerun."""
     from samplecnn_cli.core import signals
+    from samplecnn_cli.core.outputs import remove_quietly
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
     decoded_seconds = 0.0
     owner = f"p{os.getpid()}"
     for job in jobs:
         job.owner = owner
+    for job in jobs[:1]:
+        _remove_stale_temps(job.part.parent)
     pool = None
     try:
         if workers == 1:
@@ -400,8 +403,22 @@ def _decode(jobs: list, workers: int | None, result: Result, on_chunk) -> None:
             pool.join()
         for job in jobs[:1]:
             for leftover in job.part.parent.glob(f".*.{owner}-*.tmp"):
-                leftover.unlink(missing_ok=True)
+                remove_quietly(leftover)
     result.audio_hours = decoded_seconds / 3600
+
+
+def _remove_stale_temps(parts_dir: Path) -> None:
+    """Temporary part files of runs that were killed outright (their process is gone): a live one (a
+    shard running beside this run) is left alone."""
+    import re
+
+    from samplecnn_cli.core.locks import pid_alive
+    from samplecnn_cli.core.outputs import remove_quietly
+
+    for leftover in parts_dir.glob(".*.tmp"):
+        found = re.search(r"\.h5\.p?(\d+)-", leftover.name)
+        if found and not pid_alive(int(found.group(1))):
+            remove_quietly(leftover)
 
 
 def _take_lock(path: Path):

@@ -317,6 +317,7 @@ class StoreSplit:
             raise self.read_error(exc) from None
         if samples.shape[0] != stop - start:
             raise self.read_error(None)
+        self.check_unchanged()  # HDF5 reads past a cut file's end as zeros: never train on those silently
         return samples
 
     def check_unchanged(self) -> None:

@@ -27,6 +27,7 @@ import numpy as np
 from samplecnn_cli import __version__
 from samplecnn_cli.core.errors import DataError, RunError, UsageError
 from samplecnn_cli.core.locks import hold
+from samplecnn_cli.core.outputs import remove_stale_temporaries
 from samplecnn_cli.core.runtime import Runtime
 from samplecnn_cli.data.features_file import FORMAT, FORMAT_VERSION, LAYERS, POOLINGS, Block, blocks_to_json
 from samplecnn_cli.data.h5write import H5Writer
@@ -143,6 +144,7 @@ def extract_features(run_dirs: list[Path], data_dir: Path, out: Path, runtime: R
     started = time.perf_counter()
     counts = {}
     with hold(out, str(out)):
+        remove_stale_temporaries(out)  # of a run killed outright
         writer = H5Writer(tmp, out)  # space reserved before each write: a full disk is one clean error
         try:
             f = writer.file
