@@ -1,7 +1,8 @@
 """Peak memory of `tag`, `embed`, `preprocess` and `extract` on a 5-minute and a 2-hour file; prints JSON.
 
 The files: 44.1 kHz stereo 16-bit WAV (tones and noise), written block by block into a temporary folder
-(the 2-hour one is 1.3 GB). The model: sample-3^9 at 22,050 Hz, 50 labels, random weights (memory does
+(the 2-hour one is 1.3 GB). `tag` and `embed` run with one batch size (16) for both files: the batch
+size measured on the machine varies from run to run and its activations weigh more than any audio. The model: sample-3^9 at 22,050 Hz, 50 labels, random weights (memory does
 not depend on training; bench_tag_library.make_run). Each command runs as its own process on each file;
 its peak memory is measured two ways:
     main_mb    the command's own peak RSS (VmHWM of the process: unlike ru_maxrss, not inherited from the
@@ -78,10 +79,11 @@ def tree_rss(root: int) -> int:
 def measure(argv: list[str]) -> dict:
     """Run `samplecnn ARGV` as a process; its wall time and peak memory (see the module docstring)."""
     cmd = [sys.executable, "-c", "import runpy, sys; sys.argv = ['samplecnn'] + sys.argv[1:];"
+           "code = 0\n"
            "exec('try:\\n runpy.run_module(\"samplecnn_cli\", run_name=\"__main__\")\\nexcept SystemExit as e:\\n "
            "code = e.code');"
            "print('PEAK_RSS_KB', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0],"
-           " file=sys.stderr)", *argv]
+           " file=sys.stderr); sys.exit(code)", *argv]
     began = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0]
@@ -98,21 +100,27 @@ def measure(argv: list[str]) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{argv}\n{err[-3000:]}")
     main_kb = next(int(line.split()[1]) for line in err.splitlines() if line.startswith("PEAK_RSS_KB"))
+    summary = json.loads(out) if out.strip().startswith(("{", "[")) else {}
+    summary = summary[0] if isinstance(summary, list) else summary
     return {"seconds": round(time.perf_counter() - began, 1), "main_mb": main_kb // 1024,
-            "tree_mb": peak[0] // (1 << 20)}
+            "tree_mb": peak[0] // (1 << 20),
+            **{k: summary[k] for k in ("backend", "precision", "batch_size", "segments", "backends") if k in summary}}
 
 
 def commands(name: str, run: Path, audio: Path, work: Path) -> list[str]:
     """The argv of `name` on one audio file (preprocess makes the store extract reads)."""
-    if name == "tag":
-        return ["tag", str(run), str(audio), "--json"]
+    if name == "tag":  # one batch size for both files: the measured one varies from run to run, and its
+        return ["tag", str(run), str(audio), "--json", "-b", "16"]  # activations outweigh the audio
     if name == "embed":
-        return ["embed", str(run), str(audio), "--out", str(work / "emb.h5"), "--json", "--force"]
+        return ["embed", str(run), str(audio), "--out", str(work / "emb.h5"), "--json", "--force", "-b", "16"]
     dataset = work / "dataset"
     if name == "preprocess":
         shutil.rmtree(dataset, ignore_errors=True)
         (dataset / "music").mkdir(parents=True)
-        (dataset / "music" / audio.name).symlink_to(audio)
+        try:  # (a symlink would lead out of the dataset's root: refused)
+            os.link(audio, dataset / "music" / audio.name)
+        except OSError:
+            shutil.copy(audio, dataset / "music" / audio.name)
         shutil.rmtree(work / "store", ignore_errors=True)
         return ["preprocess", "folder", "--root", str(dataset), "--out", str(work / "store"), "--sr", "22050",
                 "--workers", "1", "--json"]
