@@ -9,6 +9,9 @@ its peak memory is measured two ways:
                process that started it)
     tree_mb    the peak of the summed RSS of the command and every process it started (decode workers),
                sampled from /proc every 20 ms
+Each measurement is repeated (--repeat, default 3) and the median kept, with every value listed: the
+tuned allocator keeps its peak heap (core/memory.py), so one process's peak varies by a few hundred MB
+from run to run with the timing of its first batches, whatever the file.
 The goal (issue 20): a 2-hour file within 1.1x the memory of a 5-minute one (`ratio` below), for every
 command; results equal to the whole-file path are checked by tests/test_guard_long_files.py.
 
@@ -107,6 +110,16 @@ def measure(argv: list[str]) -> dict:
             **{k: summary[k] for k in ("backend", "precision", "batch_size", "segments", "backends") if k in summary}}
 
 
+def repeated(measure_once, times: int) -> dict:
+    """The median of `times` measurements (memory and seconds), and every value."""
+    runs = [measure_once() for _ in range(max(1, times))]
+    out = dict(runs[0])
+    for key in ("seconds", "main_mb", "tree_mb"):
+        values = sorted(r[key] for r in runs)
+        out[key], out[f"{key}_all"] = values[len(values) // 2], [r[key] for r in runs]
+    return out
+
+
 def commands(name: str, run: Path, audio: Path, work: Path) -> list[str]:
     """The argv of `name` on one audio file (preprocess makes the store extract reads)."""
     if name == "tag":  # one batch size for both files: the measured one varies from run to run, and its
@@ -134,6 +147,7 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=2.0, help="length of the long file")
     parser.add_argument("--short-minutes", type=float, default=5.0)
     parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "samplecnn-bench-long")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per command and file (the median is kept)")
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
     files = {"short": make_file(args.folder / f"{args.short_minutes:g}min.wav", args.short_minutes * 60),
@@ -152,7 +166,7 @@ def main() -> None:
             work.mkdir(exist_ok=True)
             if name == "extract" and not (work / "store" / "train.h5").exists():
                 measure(commands("preprocess", run, path, work))
-            entry[length] = measure(commands(name, run, path, work))
+            entry[length] = repeated(lambda: measure(commands(name, run, path, work)), args.repeat)
         entry["ratio_main"] = round(entry["long"]["main_mb"] / entry["short"]["main_mb"], 3)
         entry["ratio_tree"] = round(entry["long"]["tree_mb"] / entry["short"]["tree_mb"], 3)
         result["commands"][name] = entry

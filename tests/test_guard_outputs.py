@@ -143,3 +143,21 @@ def test_preprocess_never_writes_over_split_files_it_did_not_make(work):
     argv = ["preprocess", "toy", "--root", work / "toy", "--out", out, "--sr", "8000", "--json"]
     refused(invoke(argv, work), argv, "a file samplecnn did not write")
     assert (out / "train.h5").read_text() == "not a store"
+
+
+def test_force_over_a_file_of_other_settings_starts_a_new_one(work):
+    import h5py
+
+    out = work / "e.h5"
+    argv = ["embed", work / "run", work / "toy" / "audio", "--out", out]
+    assert invoke([*argv, "-l", "-1"], work).exit_code == 0
+    other = invoke([*argv, "-l", "-2,-1"], work)
+    assert other.exit_code == 2 and "other settings (layers" in other.stderr, other.output
+    assert invoke([*argv, "-l", "-2,-1", "--force"], work).exit_code == 0
+    with h5py.File(out, "r") as f:
+        assert f.attrs["layers"] == "[-2, -1]" and f["paths"].shape == (6,)
+    tags = ["tag", work / "run", work / "toy" / "audio", "--out", work / "t.csv"]
+    assert invoke(tags, work).exit_code == 0
+    (work / "t.csv").write_text((work / "t.csv").read_text().replace("tags,", "tags2,", 1))  # other columns
+    assert invoke(tags, work).exit_code == 2
+    assert invoke([*tags, "--force"], work).exit_code == 0 and "tags2" not in (work / "t.csv").read_text()

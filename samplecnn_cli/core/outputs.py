@@ -62,7 +62,8 @@ class OutputRefused(SampleCNNError):
 @dataclass(frozen=True)
 class Target:
     """A checked output: `replacing` is True when --force lets the command replace a file it did not
-    write (it must then start afresh and rename over it only when complete)."""
+    write (it must then start afresh and rename over it only when complete; --force over a file of
+    its own kind starts afresh too)."""
 
     path: Path
     exists: bool

@@ -31,6 +31,7 @@ import numpy as np
 
 from samplecnn_cli import __version__
 from samplecnn_cli.core.errors import DataError, SampleCNNError, UsageError
+from samplecnn_cli.core.outputs import WriteFailed
 from samplecnn_cli.data.datasets.base import SPLITS, Item, Manifest, confine
 
 REPORT_NAME = "preprocess-report.json"
@@ -301,15 +302,33 @@ def run(manifest: Manifest, out: Path, settings: Settings,
                  sample_rate, clip_seconds) for i in todo]
     if on_start:
         on_start(sum(len(j.items) for j in jobs), sum(len(chunks[i][1]) for i in mine))
-    _decode(jobs, settings.workers, result, on_chunk)
+    try:
+        _decode(jobs, settings.workers, result, on_chunk)
+    except WriteFailed as failure:
+        raise _kept_parts(failure, parts_dir) from None
     if not all(part_path(i).is_file() for i in range(len(chunks))):
         result.wall_seconds = time.perf_counter() - started
         missing = sum(not part_path(i).is_file() for i in range(len(chunks)))
         result.notes.append(f"shard {shard_k}/{shard_n} done; {missing} chunk(s) of other shards still missing: "
                             "the last shard to finish merges them")
         return result
-    return _merge(manifest, out, parts_dir, chunks, part_path, base_kwargs, fingerprint, result, started,
-                  settings.strict)
+    try:
+        return _merge(manifest, out, parts_dir, chunks, part_path, base_kwargs, fingerprint, result, started,
+                      settings.strict)
+    except WriteFailed as failure:
+        raise _kept_parts(failure, parts_dir) from None
+
+
+def _kept_parts(failure: WriteFailed, parts_dir: Path) -> WriteFailed:
+    """A failed write (a full disk) says what the rerun continues from: the finished parts are kept."""
+    from samplecnn_cli.core.outputs import format_size
+
+    parts = list(parts_dir.glob("chunk-*.h5"))
+    if parts and failure.hint and "free some space" in failure.hint:
+        size = format_size(sum(p.stat().st_size for p in parts))
+        failure.hint = (f"free some space and run the same command again: it continues from the {len(parts)} "
+                        f"finished part file(s) in {parts_dir} ({size}); delete that folder to start over")
+    return failure
 
 
 def _checked(manifest: Manifest, settings: Settings) -> tuple[Manifest, int, float | None]:
