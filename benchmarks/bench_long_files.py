@@ -166,7 +166,7 @@ def main() -> None:
             work.mkdir(exist_ok=True)
             if name == "extract" and not (work / "store" / "train.h5").exists():
                 measure(commands("preprocess", run, path, work))
-            entry[length] = repeated(lambda: measure(commands(name, run, path, work)), args.repeat)
+            entry[length] = repeated(lambda n=name, p=path, w=work: measure(commands(n, run, p, w)), args.repeat)
         entry["ratio_main"] = round(entry["long"]["main_mb"] / entry["short"]["main_mb"], 3)
         entry["ratio_tree"] = round(entry["long"]["tree_mb"] / entry["short"]["tree_mb"], 3)
         result["commands"][name] = entry
