@@ -20,7 +20,14 @@ from samplecnn_cli.core.runtime import Runtime
 from samplecnn_cli.data import audio
 from samplecnn_cli.data.store import Store
 from samplecnn_cli.inference import predictor as core
-from samplecnn_cli.inference.predictor import Clip, Predictor, WindowCutter, array_clips, store_clips, windows_of
+from samplecnn_cli.inference.predictor import (
+    Clip,
+    Predictor,
+    WindowCutter,
+    array_clips,
+    store_clips,
+    windows_of,
+)
 from samplecnn_cli.inference.reducers import LayerPools
 from samplecnn_cli.models.registry import create_model
 from tests._store_fixtures import make_store
