@@ -12,6 +12,7 @@ steps run in order, RESULT the list of what the "run" and "list" steps saw:
     {"op": "unfill", "dir": D}                     the filler removed (space freed)
     {"op": "readonly", "dir": D, "on": true}       the tmpfs remounted read-only (or back)
     {"op": "run", "argv": [...], "cwd": C}         `python -m samplecnn_cli ARGV`: exit code, output
+                                                   ("python": ["-c", CODE] runs CODE with ARGV instead)
     {"op": "inproc", "argv": [...]}                the same, run in this process (Typer's CliRunner):
                                                    one torch import for many quick refusals
     {"op": "list", "dir": D}                       every file below D (hidden ones too) and its size
@@ -70,7 +71,8 @@ def session_left(pid: int) -> list[int]:
 def run(step: dict) -> dict:
     env = {**os.environ, **step.get("env", {})}
     started = time.time()
-    proc = subprocess.Popen([sys.executable, "-m", "samplecnn_cli", *step["argv"]], cwd=step.get("cwd"), env=env,
+    head = step.get("python", ["-m", "samplecnn_cli"])  # or ["-c", CODE]: a script that runs the CLI itself
+    proc = subprocess.Popen([sys.executable, *head, *step["argv"]], cwd=step.get("cwd"), env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     out, err = proc.communicate(timeout=600)
     return {"op": "run", "argv": step["argv"], "code": proc.returncode, "stdout": out, "stderr": err,

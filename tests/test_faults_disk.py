@@ -233,6 +233,29 @@ def test_report_full_disk(pipe, tmp_path):
     assert (after / "rep" / "report.html").is_file()
 
 
+UNGUARDED = """
+import sys
+from samplecnn_cli.data import h5write
+h5write.H5Writer.reserve = lambda self, nbytes: None  # as on a file system where nothing can be reserved
+from samplecnn_cli.cli.app import run
+sys.argv = ["samplecnn", *sys.argv[1:]]
+run()
+"""
+
+
+def test_hdf5_meeting_a_full_disk_is_one_error_not_a_segfault(pipe, tmp_path):
+    """The last guard (data/h5write.py): were HDF5 to meet a full disk, the file is left alone and the
+    process leaves without HDF5's own clean-up, where it used to crash (exit 139)."""
+    disk = tmp_path / "disk"
+    argv = ["embed", pipe["run"], pipe["toy"] / "audio", "--out", disk / "emb.h5", "-j", "0", "--hop", "0.01"]
+    steps = [{"op": "fill", "dir": str(disk), "leave": 300_000},
+             {"op": "run", "argv": [str(a) for a in argv], "python": ["-c", UNGUARDED]},
+             {"op": "list", "dir": str(disk)}]
+    run, listing = on_small_disk(tmp_path, steps, cache=pipe["cache"])
+    failed_cleanly(run, "no space left")
+    assert [name for name in listing["files"] if "emb.h5" in name and "lock" not in name] == []
+
+
 # -- read-only -----------------------------------------------------------------------------------------
 def test_read_only_outputs_and_a_read_only_run(pipe, tmp_path):
     disk = tmp_path / "disk"

@@ -11,8 +11,12 @@ its metadata will need past the file's allocated end (`reserve`: posix_fallocate
 fails there, in Python, while HDF5's state is whole: the file is then closed normally and removed,
 and the error is one line. `close` trims what was reserved but not used. Where the file system cannot
 reserve space, the free space is checked instead; if HDF5 still fails a write (something else filled the
-disk in between), the file is left alone from then on (`unsafe_files()`: the CLI ends the process with
-os._exit after printing the error, skipping HDF5's clean-up, where the crash would be).
+disk in between), the file is left alone from then on: its open objects are kept referenced so that
+nothing closes them, and `unsafe_files()` tells the CLI to end the process with os._exit after printing
+the error, skipping HDF5's clean-up, where the crash would be. Writers hold every dataset open while
+they write (a handle opened per write would flush its chunks when the garbage collector closes it,
+where an error cannot be caught), and `close` flushes before it closes (h5py's close forces every
+object shut first, which cannot be undone if it fails).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ _UNSAFE: list = []  # files HDF5 failed to write: kept referenced so that nothin
 
 def unsafe_files() -> list[str]:
     """Names of files HDF5 failed to write in this process (see the module docstring)."""
-    return [name for name, _ in _UNSAFE]
+    return [entry[0] for entry in _UNSAFE]
 
 
 class H5Writer:
@@ -109,7 +113,8 @@ class H5Writer:
             if strict:
                 raise
         with self.writing():
-            self.file.close()
+            self.file.flush()  # a failure here leaves every object as it was (h5py's close would force
+            self.file.close()  # them all shut first, and a failed close cannot be left alone safely)
         _trim(self.path)
 
     def discard(self) -> None:
@@ -123,9 +128,15 @@ class H5Writer:
             remove_quietly(self.path)
 
     def _leave_unsafe(self) -> None:
+        """Never close this file: keep a reference to it and to every object open in it (a dataset a
+        writer holds would otherwise close when collected, flushing the failed cache: the crash)."""
         if not self.broken:
             self.broken = True
-            _UNSAFE.append((str(self.target), self.file))
+            try:
+                objects = h5py.h5f.get_obj_ids(self.file.id)
+            except (OSError, RuntimeError, ValueError, TypeError):
+                objects = []
+            _UNSAFE.append((str(self.target), self.file, objects))
             remove_quietly(self.path)
 
 

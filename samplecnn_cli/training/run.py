@@ -52,11 +52,11 @@ class Run:
         away); status "running" while the block runs, train.log open; "interrupted" on Ctrl-C or SIGTERM
         (resumable), "failed" with the reason on any error."""
         with hold(self.folder.path, f"the run folder {self.path}", folder=True) if self.is_main else nullcontext():
-            if self.is_main:
-                for folder in (self.path, self.folder.checkpoints):  # of a run killed outright
-                    remove_stale_temporaries(folder)
-                self.folder.mark(runs.RUNNING)
-            try:
+            try:  # (a SIGTERM landing while "running" is written is caught too)
+                if self.is_main:
+                    for folder in (self.path, self.folder.checkpoints):  # of a run killed outright
+                        remove_stale_temporaries(folder)
+                    self.folder.mark(runs.RUNNING)
                 with run_log(self.folder, enabled=self.is_main):
                     yield self
             except BaseException as exc:
