@@ -215,8 +215,8 @@ def check_split(path: Path, *, num_clips: int | None = None, sample_rate: int | 
     Cheap checks, no full read: it opens as HDF5, has the samplecnn attributes and datasets, its offsets
     start at 0, never decrease and end at the audio length, the per-clip datasets agree on the clip
     count, the per-clip datasets and the first and last audio samples can be read (a file cut short fails
-    here), and the clip ids are neither empty nor repeated (a file whose tail was overwritten). `num_clips` and
-    `sample_rate`, when given, must match too (what preprocess-report.json recorded).
+    here), and the clip ids are neither empty nor repeated (a file whose tail was overwritten).
+    `num_clips` and `sample_rate`, when given, must match too (what preprocess-report.json recorded).
     """
     try:
         with h5py.File(path, "r") as f:
