@@ -30,8 +30,9 @@ settings.register_profile("ci", max_examples=4, derandomize=True, **_COMMON)  # 
 settings.register_profile("long", max_examples=25, **_COMMON)
 settings.load_profile(PROFILE)
 
-# kills per command in the fault suite
+# kills (SIGKILL) and terminations (SIGTERM) per command in the fault suite
 KILLS = {"ci": 2, "long": 7}[PROFILE]
+TERMS = {"ci": 4, "long": 8}[PROFILE]
 
 TINY_MODEL = "sample-3^3"
 COUNTS: Counter = Counter()  # "bad inputs", "kills", "tracebacks", "writes outside", "lost outputs"
@@ -150,6 +151,36 @@ def copy_into(source: Path, work: Path) -> Path:
     else:
         shutil.copy2(source, target)
     return target
+
+
+def session_left(leader: int, wait: float = 5.0) -> list[int]:
+    """Processes still in the session `leader` started (its workers, a resource tracker), after at most
+    `wait` seconds (Linux /proc; elsewhere nothing is found)."""
+    import time
+
+    deadline = time.time() + wait
+    while True:
+        left = []
+        for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+            if entry.isdigit():
+                try:
+                    fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[3]) == leader:
+                    left.append(int(entry))
+        if not left or time.time() > deadline:
+            return left
+        time.sleep(0.1)
+
+
+def temporary_files(*folders: Path) -> list[str]:
+    """Temporary files (`.<name>.tmp...`, `.<name>.<pid>-<random>.tmp`) below `folders`."""
+    found = []
+    for folder in map(Path, folders):
+        if folder.is_dir():
+            found += [str(p) for p in folder.rglob(".*") if ".tmp" in p.name]
+    return found
 
 
 def report_counts(write_line) -> None:

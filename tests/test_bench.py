@@ -46,8 +46,9 @@ def test_bench_compare_times_plain_in_both_allocators_and_ours(mode, inference_s
     data = json.loads(result.stdout)
     for name in ("plain", "plain_same_allocator", "ours"):
         assert len(data["all"][name]) == 3 and min(data["all"][name]) > 0
-    # the ratio of the unrounded medians; the printed rates are rounded to 0.01, so allow 1%
+    # the ratio of the unrounded medians; the printed rates are rounded to 0.01, so allow 1%, and the speedup
+    # itself is rounded to 0.01 (0.40 for 0.4045 on a busy machine: 1.1%), so allow that too
     assert data["speedup"] == pytest.approx(data["ours_segments_per_second"] / data["plain_fp32_segments_per_second"],
-                                            rel=0.01)
+                                            rel=0.01, abs=0.006)
     if mode == "infer":
         assert data["max_score_difference"] < 1e-4

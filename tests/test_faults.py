@@ -1,12 +1,18 @@
-"""Fault-injection suite (issue 11): SIGKILL `preprocess`, `train`, `extract`, `transfer` and
-`recipe run` (real subprocesses) at seeded random moments, several times per command; the rerun (or
-`train --resume`) must complete and its outputs equal an uninterrupted run's: stores and feature
-files equal in content, metrics to 1e-4.
+"""Fault-injection suite (issues 11 and 20): SIGKILL and SIGTERM `preprocess`, `train`, `extract`,
+`transfer`, `recipe run`, `tag` and `embed` (real subprocesses) at seeded random moments, several
+times per command; the rerun (or `train --resume`) must complete and its outputs equal an
+uninterrupted run's: stores and feature files equal in content, metrics to 1e-4, tags and embeddings
+of every file once. Two writers of one output: the second is turned away in one line.
 
 Each command is run once uninterrupted (the reference, which also gives its duration T); then the
 same command is started, killed at a moment drawn from a seeded generator in [0.1 T, 0.8 T], started
-again and killed again (KILLS times: 2 in the ci profile, 7 in long), and finally run to the end.
-A kill that lands after the process already ended is not counted (that attempt is redone sooner).
+again and killed again (KILLS times: 2 in the ci profile, 7 in long), then terminated the same way
+(about TERMS times, 4 in ci and 8 in long: fewer for the slow train and recipe, more for the quick
+commands; 30 SIGTERMs in all in ci), and finally run to the end. A SIGTERM must end the command like
+Ctrl-C: exit 143, its last line "Interrupted (SIGTERM)...", no traceback, no process of its session
+left (decoding workers, multiprocessing's resource tracker), no temporary file, a run marked
+"interrupted". A signal that lands after the process finished its work is not counted (that attempt
+is redone).
 """
 
 from __future__ import annotations
@@ -24,7 +30,17 @@ import h5py
 import numpy as np
 import pytest
 
-from tests._reliability import COUNTS, KILLS, TINY_MODEL, build_pipeline, python_env, report_counts
+from tests._reliability import (
+    COUNTS,
+    KILLS,
+    TERMS,
+    TINY_MODEL,
+    build_pipeline,
+    python_env,
+    report_counts,
+    session_left,
+    temporary_files,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -74,26 +90,66 @@ def kill_after(argv: list[str], cwd: Path, delay: float) -> bool:
     return True
 
 
-def kill_then_finish(name: str, make_argv, cwd: Path, duration: float, output: Path) -> int:
-    """KILLS seeded kills of successive attempts, then one attempt run to the end. Returns the kills.
+def terminate_after(argv: list[str], cwd: Path, delay: float, output: Path) -> str:
+    """Start `argv`, SIGTERM the command alone (as a scheduler, `timeout` or Docker do) after `delay`
+    seconds, check how it ended. "terminated", or "finished" when the signal came too late to count."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.perf_counter() + delay
+    while proc.poll() is None and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    left = session_left(proc.pid)
+    assert left == [], f"{argv}: processes left after SIGTERM: {left}"
+    if proc.returncode != 143:  # done before the signal (0), or between the last line and exit (-15)
+        assert proc.returncode in (0, -signal.SIGTERM), f"{argv}\nexit {proc.returncode}\n{err[-3000:]}"
+        return "finished"
+    COUNTS["sigterms"] += 1
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err and lines[-1].startswith("Interrupted (SIGTERM)"), f"{argv}\n{err[-3000:]}"
+    folder = output if output.is_dir() else output.parent
+    mine = [name for name in temporary_files(folder) if str(proc.pid) in Path(name).name]
+    assert mine == [], mine  # (those of attempts killed outright go when a later one starts)
+    status = output / "status.json"
+    if status.is_file():  # a run folder
+        assert json.loads(status.read_text())["state"] == "interrupted"
+    return "terminated"
+
+
+def kill_then_finish(name: str, make_argv, cwd: Path, duration: float, output: Path, kill_count: int = KILLS,
+                     term_count: int = TERMS) -> tuple[int, int]:
+    """`kill_count` seeded kills of successive attempts, `term_count` seeded SIGTERMs, then one attempt
+    run to the end. Returns (kills, terminations).
 
     A kill drawn after the attempt already finished (a busy machine makes durations vary) is not
     counted: the output is removed and the attempt repeated with half the delay."""
     import shutil
 
+    def remove() -> None:
+        shutil.rmtree(output) if output.is_dir() else output.unlink(missing_ok=True)
+
     rng = random.Random(f"samplecnn-faults-{name}")
-    kills = 0
-    for _ in range(KILLS):
+    kills = terms = 0
+    for _ in range(kill_count):
         delay = rng.uniform(0.1, 0.8) * duration
         while not kill_after(make_argv(), cwd, delay):
             if delay < 0.05:
                 break
-            shutil.rmtree(output) if output.is_dir() else output.unlink(missing_ok=True)
+            remove()
             delay /= 2
         else:
             kills += 1
+    for _ in range(3 * term_count):
+        if terms == term_count:
+            break
+        if terminate_after(make_argv(), cwd, rng.uniform(0.1, 0.8) * duration, output) == "terminated":
+            terms += 1
+        else:
+            remove()  # finished: the next attempt needs work left to interrupt
     run_to_end(make_argv(), cwd)
-    return kills
+    return kills, terms
 
 
 def h5_content(path: Path) -> dict:
@@ -134,7 +190,7 @@ def test_preprocess_killed_then_rerun_gives_the_same_store(pipe, tmp_path):
                              tmp_path / "killed")
     assert lost(store_content(tmp_path / "killed") == store_content(tmp_path / "ref"))
     assert not list((tmp_path / "killed").glob(".*.tmp")) and not (tmp_path / "killed" / ".parts").exists()
-    assert kills == KILLS
+    assert kills == (KILLS, TERMS)
 
 
 def _metrics(run: Path) -> list[dict]:
@@ -156,34 +212,37 @@ def test_train_killed_then_resumed_matches_an_uninterrupted_run(pipe, tmp_path):
                    "fp32", "--device", "cpu", "--seed", "1", "--workers", "0", *resume)
 
     duration = run_to_end(argv(tmp_path / "ref"), tmp_path)
-    kills = kill_then_finish("train", lambda: argv(tmp_path / "killed"), tmp_path, duration, tmp_path / "killed")
+    kills = kill_then_finish("train", lambda: argv(tmp_path / "killed"), tmp_path, duration, tmp_path / "killed",
+                             term_count=TERMS // 2)
     assert lost(_same_metrics(tmp_path / "killed", tmp_path / "ref"))
     summary = json.loads((tmp_path / "killed" / "summary.json").read_text())
-    assert summary["epochs"] == 4 and kills >= 1
+    assert summary["epochs"] == 4 and kills[0] >= 1 and kills[1] == TERMS // 2
+    assert temporary_files(tmp_path / "killed") == []
 
 
 def test_extract_killed_then_rerun_gives_the_same_features(pipe, tmp_path):
     argv = lambda out: cli("extract", pipe["run"], "--data", pipe["big_store"], "--out", out, "-b", "8")  # noqa: E731
     duration = run_to_end(argv(tmp_path / "ref.h5"), tmp_path)
     kills = kill_then_finish("extract", lambda: argv(tmp_path / "killed.h5"), tmp_path, duration,
-                             tmp_path / "killed.h5")
+                             tmp_path / "killed.h5", term_count=TERMS + 1)
     ref, killed = h5_content(tmp_path / "ref.h5"), h5_content(tmp_path / "killed.h5")
     for content in (ref, killed):  # where the file was written is not its content
         content["@attrs"].pop("path", None)
     assert lost(killed == ref)
-    assert kills == KILLS
+    assert kills == (KILLS, TERMS + 1) and temporary_files(tmp_path) == []
 
 
 def test_transfer_killed_then_rerun_matches_an_uninterrupted_run(pipe, tmp_path):
     argv = lambda out: cli("transfer", pipe["features"], "--out", out, "--hidden", "32", "--epochs", "40",  # noqa: E731
                            "--patience", "40", "-b", "2", "--device", "cpu", "--seed", "3")
     duration = run_to_end(argv(tmp_path / "ref"), tmp_path)
-    kills = kill_then_finish("transfer", lambda: argv(tmp_path / "killed"), tmp_path, duration, tmp_path / "killed")
+    kills = kill_then_finish("transfer", lambda: argv(tmp_path / "killed"), tmp_path, duration, tmp_path / "killed",
+                             term_count=TERMS + 1)
     assert lost(_same_metrics(tmp_path / "killed", tmp_path / "ref"))
     ref = json.loads((tmp_path / "ref" / "metrics.json").read_text())
     killed = json.loads((tmp_path / "killed" / "metrics.json").read_text())
     assert lost(all(abs(killed[k] - ref[k]) <= 1e-4 for k in ref if isinstance(ref[k], float)))
-    assert kills == KILLS
+    assert kills == (KILLS, TERMS + 1)
 
 
 RECIPE = """
@@ -220,7 +279,8 @@ def test_recipe_run_killed_then_rerun_matches_an_uninterrupted_run(pipe, tmp_pat
     recipe.write_text(RECIPE)
     argv = lambda work: cli("recipe", "run", recipe, "--workdir", work)  # noqa: E731
     duration = run_to_end(argv(tmp_path / "ref"), tmp_path)
-    kills = kill_then_finish("recipe", lambda: argv(tmp_path / "killed"), tmp_path, duration, tmp_path / "killed")
+    kills = kill_then_finish("recipe", lambda: argv(tmp_path / "killed"), tmp_path, duration, tmp_path / "killed",
+                             term_count=1)
     assert lost(store_content(tmp_path / "killed" / "store", tmp_path / "killed")
                 == store_content(tmp_path / "ref" / "store", tmp_path / "ref"))
     assert lost(_same_metrics(tmp_path / "killed" / "run", tmp_path / "ref" / "run"))
@@ -230,4 +290,82 @@ def test_recipe_run_killed_then_rerun_matches_an_uninterrupted_run(pipe, tmp_pat
     again = subprocess.run(argv(tmp_path / "killed"), cwd=tmp_path, env=python_env(), capture_output=True,
                            text=True, timeout=120)
     assert again.returncode == 0 and again.stdout.count("skipped (unchanged)") == 4, again.stdout
-    assert kills == KILLS
+    assert kills == (KILLS, 1)
+
+
+# -- issue 20: tag and embed, SIGTERM and resume; two writers of one output --------------------------
+def _tag_rows(path: Path) -> dict[str, list[str]]:
+    rows = [line.split(",") for line in path.read_text().splitlines()[1:]]
+    summaries = [row for row in rows if row[1] == "all"]
+    assert len({row[0] for row in summaries}) == len(summaries), "a file tagged twice"
+    return {Path(row[0]).name: row[3:] for row in summaries}
+
+
+def test_tag_terminated_then_rerun_tags_every_file_once(pipe, tmp_path):
+    argv = lambda out: cli("tag", pipe["run"], pipe["big_toy"] / "audio", "--out", out, "-j", "2")  # noqa: E731
+    duration = run_to_end(argv(tmp_path / "ref.csv"), tmp_path)
+    counts = kill_then_finish("tag", lambda: argv(tmp_path / "out.csv"), tmp_path, duration, tmp_path / "out.csv",
+                              kill_count=0, term_count=2 * TERMS)
+    assert lost(_tag_rows(tmp_path / "out.csv") == _tag_rows(tmp_path / "ref.csv"))
+    assert counts == (0, 2 * TERMS)
+
+
+def _embeddings(path: Path) -> dict[str, np.ndarray]:
+    with h5py.File(path, "r") as f:
+        assert bool(f.attrs["complete"]) and len(set(f["paths"][:])) == f["paths"].shape[0]
+        return {Path(p.decode()).name: row for p, row in zip(f["paths"][:], f["features"][:], strict=True)}
+
+
+def test_embed_terminated_then_resumed_embeds_every_file_once(pipe, tmp_path):
+    argv = lambda out: cli("embed", pipe["run"], pipe["big_toy"] / "audio", "--out", out, "-j", "2")  # noqa: E731
+    duration = run_to_end(argv(tmp_path / "ref.h5"), tmp_path)
+    counts = kill_then_finish("embed", lambda: argv(tmp_path / "out.h5"), tmp_path, duration, tmp_path / "out.h5",
+                              kill_count=0, term_count=TERMS + 1)
+    ref, out = _embeddings(tmp_path / "ref.h5"), _embeddings(tmp_path / "out.h5")
+    assert lost(ref.keys() == out.keys() and all(np.allclose(ref[k], out[k], atol=1e-5) for k in ref))
+    assert not (tmp_path / ".out.h5.partial").exists()
+    assert counts == (0, TERMS + 1)
+
+
+def _held_by_a_paused_writer(argv: list[str], cwd: Path, lock: Path) -> subprocess.Popen:
+    """`argv` started and paused (SIGSTOP) once `lock` (a file it writes while it holds the output's
+    lock) is there: a second writer then meets a live holder however slow the machine is."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 120
+    while not lock.is_file() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGSTOP)
+    assert lock.is_file(), "the first writer never took the lock"
+    return proc
+
+
+def _second_writer_turned_away(first: subprocess.Popen, argv: list[str], cwd: Path, what: str) -> None:
+    try:
+        second = subprocess.run(argv, cwd=cwd, env=python_env(), capture_output=True, text=True, timeout=300)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    COUNTS["second writers"] += 1
+    errors = [line for line in second.stderr.splitlines() if line.startswith("Error: ")]
+    assert second.returncode == 1 and "Traceback" not in second.stderr, second.stderr
+    assert len(errors) == 1 and what in errors[0] and "(pid " in errors[0], second.stderr
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-2000:]
+
+
+def test_two_tag_writers_of_one_csv(pipe, tmp_path):
+    out = tmp_path / "tags.csv"
+    argv = cli("tag", pipe["run"], pipe["big_toy"] / "audio", "--out", out, "-j", "1")
+    first = _held_by_a_paused_writer(argv, tmp_path, tmp_path / ".tags.csv.lock.json")
+    _second_writer_turned_away(first, argv, tmp_path, f"{out} is being written by another process")
+    assert len(_tag_rows(out)) == 30  # every file once: not 60 rows
+
+
+def test_train_resume_while_it_trains_is_turned_away(pipe, tmp_path):
+    run = tmp_path / "run"
+    argv = cli("train", TINY_MODEL, "--data", pipe["store"], "--out", run, "--epochs", "3", "--precision", "fp32",
+               "--device", "cpu", "--seed", "1", "--workers", "0")
+    first = _held_by_a_paused_writer(argv, tmp_path, run / "config.toml")  # training: the folder is locked
+    _second_writer_turned_away(first, [*argv, "--resume"], tmp_path, f"the run folder {run} is being written")
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert json.loads((run / "status.json").read_text())["state"] == "done"

@@ -292,6 +292,36 @@ def test_bad_paths(pipe, name, build, kinds):
     case()
 
 
+# -- outputs that name what is already there (issue 20): the pipeline is compared before and after -----
+PIPELINE_FILES = {"checkpoint": lambda p: p["checkpoint"], "last checkpoint": lambda p: p["run"] / "checkpoints" / "last.pt",
+                  "run config": lambda p: p["run"] / "config.toml", "metrics": lambda p: p["run"] / "metrics.jsonl",
+                  "store split": lambda p: p["store"] / "train.h5", "wav input": lambda p: p["wav"],
+                  "mp3 input": lambda p: p["mp3"], "labels.csv": lambda p: p["toy"] / "labels.csv",
+                  "features": lambda p: p["features"], "recipe": lambda p: p["recipe"],
+                  "transfer checkpoint": lambda p: p["transfer"] / "checkpoints" / "best.pt",
+                  "victim": lambda p: p["victim"] / "precious.txt"}
+# (name, argv with --out = the target, kinds of target that are the command's own and so replaceable)
+OUT_CASES = [
+    ("tag --out", lambda p, out: ["tag", p["run"], p["toy"] / "audio", "--out", out], ()),
+    ("embed --out", lambda p, out: ["embed", p["run"], p["toy"] / "audio", "--out", out], ()),
+    ("extract --out", lambda p, out: ["extract", p["run"], "-d", p["store"], "--out", out], ("features",)),
+    ("export --out", lambda p, out: ["export", p["run"], "--out", out, "-f", "torchscript"], ()),
+    ("tsne --out", lambda p, out: ["tsne", p["features"], "--labels", "tone0,tone1", "--split", "train", "--out", out],
+     ()),
+]
+
+
+@pytest.mark.parametrize("name,build,own", cases(OUT_CASES))
+def test_outputs_never_replace_what_is_there(pipe, name, build, own):
+    targets = sorted(k for k in PIPELINE_FILES if k not in own)
+
+    @given(target=st.sampled_from(targets))
+    def case(target):
+        run_case(pipe, lambda work: build(pipe, PIPELINE_FILES[target](pipe)))
+
+    case()
+
+
 # -- malformed files -----------------------------------------------------------------------------
 def damage(data: bytes, how: str, where: float, noise: bytes) -> bytes:
     """A damaged copy of `data`: cut short, emptied, replaced by noise, or its head overwritten."""
@@ -416,7 +446,8 @@ csv_rows = st.lists(st.fixed_dictionaries({
 
 
 @given(rows=csv_rows, header=st.sampled_from(["path,label,split", "path,split", "file,label", "",
-                                              "path\tlabel\tsplit", "path,tags"]),
+                                              "path\tlabel\tsplit", "path,tags", "path,label,label",
+                                              "path,path,label", "path,label,Label"]),
        raw=st.one_of(st.none(), st.binary(max_size=200)))
 def test_malformed_label_files(pipe, rows, header, raw):
     import csv

@@ -108,8 +108,9 @@ def interrupted(interrupt: BaseException) -> typer.Exit:
     """One line for an interrupt, and the exit code a shell gives it (130 for Ctrl-C, 143 for SIGTERM)."""
     from samplecnn_cli.core import signals
 
-    err_console.print(f"[yellow]Interrupted ({signals.describe(interrupt)}): stopped cleanly; run the same "
-                      "command again to continue.[/]", highlight=False, soft_wrap=True)
+    then = getattr(interrupt, "hint", None) or "run the same command again to continue"
+    err_console.print(f"[yellow]Interrupted ({signals.describe(interrupt)}): stopped cleanly; {then}.[/]",
+                      highlight=False, soft_wrap=True)
     return typer.Exit(signals.exit_code(interrupt))
 
 
@@ -129,26 +130,45 @@ def _usage_error_line(error: click.ClickException) -> None:
     fail(SampleCNNError(error.format_message(), hint=hint))
 
 
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM carried past Typer, which would turn it into a silent exit 130 (SIGTERM too)."""
+
+    def __init__(self, interrupt: KeyboardInterrupt):
+        super().__init__(repr(interrupt))
+        self.interrupt = interrupt
+
+
 class OneStyleGroup(TyperGroup):
     """The root group: runs Typer in non-standalone mode so usage errors are printed by `fail`."""
 
     def get_params(self, ctx):
         return _untyped_flags(super().get_params(ctx))
 
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt as interrupt:
+            raise Interrupted(interrupt) from interrupt
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as interrupt:  # outside a command, or a recipe step's (see _guard)
+            raise Interrupted(interrupt) from interrupt
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except Interrupted as error:
+            sys.exit(interrupted(error.interrupt).exit_code)
         except click.exceptions.NoArgsIsHelpError as error:
             sys.exit(error.exit_code)  # the help has been printed already
         except click.ClickException as error:
             _usage_error_line(error)
             sys.exit(error.exit_code)
-        except Abort as error:
-            cause = error.__cause__ or error.__context__
-            if isinstance(cause, KeyboardInterrupt):  # interrupted outside a command (parsing options)
-                sys.exit(interrupted(cause).exit_code)
+        except Abort:
             err_console.print("[yellow]Aborted.[/]")
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)

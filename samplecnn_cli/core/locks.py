@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from samplecnn_cli.core.errors import SampleCNNError
-from samplecnn_cli.core.outputs import write_failure
+from samplecnn_cli.core.outputs import remove_quietly, write_failure
 
 
 class Busy(SampleCNNError):
@@ -52,7 +52,7 @@ def hold(path: str | Path, what: str, *, folder: bool = False):
         _write_info(info)
         yield
     finally:
-        info.unlink(missing_ok=True)
+        remove_quietly(info)
         lock.release()
 
 
@@ -73,3 +73,16 @@ def holder(info: Path) -> str:
         return f"pid {record['pid']} on {record['host']}, since {since}: {record['command']}"
     except (OSError, ValueError, KeyError, TypeError):
         return "its record is not readable yet"
+
+
+def pid_alive(pid) -> bool:
+    """True when a process `pid` runs on this machine (of any user)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True

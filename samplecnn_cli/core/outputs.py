@@ -62,7 +62,8 @@ class OutputRefused(SampleCNNError):
 @dataclass(frozen=True)
 class Target:
     """A checked output: `replacing` is True when --force lets the command replace a file it did not
-    write (it must then start afresh and rename over it only when complete)."""
+    write (it must then start afresh and rename over it only when complete; --force over a file of
+    its own kind starts afresh too)."""
 
     path: Path
     exists: bool
@@ -244,7 +245,7 @@ def write_failure(exc: BaseException, path: str | Path | None = None) -> WriteFa
         return WriteFailed(f"{what}: {WRITE_ERRNOS[code]}{room}", code=code,
                            hint="free some space and run the same command again: it continues")
     return WriteFailed(f"{what}: {WRITE_ERRNOS[code]}", code=code,
-                       hint="choose a folder you can write to (--out), or fix its permissions")
+                       hint="choose a folder you can write to, or fix its permissions")
 
 
 def error_number(exc: BaseException) -> int | None:
@@ -266,6 +267,36 @@ def _named_file(exc: BaseException) -> str | None:
         return str(exc.filename)
     found = re.search(r"(?:file)?name = '([^']+)'", str(exc))
     return found.group(1) if found else None
+
+
+def remove_quietly(path: str | Path) -> None:
+    """Remove a temporary file on the way out of a failure: nothing there, or a read-only folder, is no
+    second error on top of the first."""
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def remove_stale_temporaries(path: str | Path) -> None:
+    """Remove the `.<name>.tmp<pid>...` files of `path` (a file), or of every file in `path` (a folder),
+    whose process is gone (killed outright while it wrote them); a live writer's are left alone."""
+    from samplecnn_cli.core.locks import pid_alive
+
+    path = Path(path)
+    folder, pattern = (path, ".*.tmp*") if path.is_dir() else (path.parent, f".{glob_escape(path.name)}.tmp*")
+    try:
+        found = list(folder.glob(pattern))
+    except OSError:
+        return
+    for leftover in found:
+        digits = re.search(r"\.tmp(\d+)", leftover.name)
+        if digits and not pid_alive(int(digits.group(1))):
+            remove_quietly(leftover)
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 def free_space(path: str | Path) -> int | None:

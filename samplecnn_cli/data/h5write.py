@@ -11,8 +11,12 @@ its metadata will need past the file's allocated end (`reserve`: posix_fallocate
 fails there, in Python, while HDF5's state is whole: the file is then closed normally and removed,
 and the error is one line. `close` trims what was reserved but not used. Where the file system cannot
 reserve space, the free space is checked instead; if HDF5 still fails a write (something else filled the
-disk in between), the file is left alone from then on (`unsafe_files()`: the CLI ends the process with
-os._exit after printing the error, skipping HDF5's clean-up, where the crash would be).
+disk in between), the file is left alone from then on: its open objects are kept referenced so that
+nothing closes them, and `unsafe_files()` tells the CLI to end the process with os._exit after printing
+the error, skipping HDF5's clean-up, where the crash would be. Writers hold every dataset open while
+they write (a handle opened per write would flush its chunks when the garbage collector closes it,
+where an error cannot be caught), and `close` flushes before it closes (h5py's close forces every
+object shut first, which cannot be undone if it fails).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 
 import h5py
 
-from samplecnn_cli.core.outputs import WriteFailed, write_failure
+from samplecnn_cli.core.outputs import WriteFailed, remove_quietly, write_failure
 
 MARGIN = 256 << 10  # bytes reserved beyond a write's own: new chunks' headers, B-tree nodes, heaps
 _UNSAFE: list = []  # files HDF5 failed to write: kept referenced so that nothing closes them again
@@ -33,7 +37,7 @@ _UNSAFE: list = []  # files HDF5 failed to write: kept referenced so that nothin
 
 def unsafe_files() -> list[str]:
     """Names of files HDF5 failed to write in this process (see the module docstring)."""
-    return [name for name, _ in _UNSAFE]
+    return [entry[0] for entry in _UNSAFE]
 
 
 class H5Writer:
@@ -46,6 +50,8 @@ class H5Writer:
         try:
             self.file = h5py.File(self.path, mode)
         except OSError as exc:
+            if mode == "w":  # a new (temporary) file that could not be started: nothing of it stays
+                remove_quietly(self.path)
             raise write_failure(exc, self.target) or exc from None
         self._fd = self.file.id.get_vfd_handle()
         self.broken = False
@@ -107,7 +113,8 @@ class H5Writer:
             if strict:
                 raise
         with self.writing():
-            self.file.close()
+            self.file.flush()  # a failure here leaves every object as it was (h5py's close would force
+            self.file.close()  # them all shut first, and a failed close cannot be left alone safely)
         _trim(self.path)
 
     def discard(self) -> None:
@@ -118,13 +125,19 @@ class H5Writer:
         except (OSError, RuntimeError):
             self._leave_unsafe()
         finally:
-            self.path.unlink(missing_ok=True)
+            remove_quietly(self.path)
 
     def _leave_unsafe(self) -> None:
+        """Never close this file: keep a reference to it and to every object open in it (a dataset a
+        writer holds would otherwise close when collected, flushing the failed cache: the crash)."""
         if not self.broken:
             self.broken = True
-            _UNSAFE.append((str(self.target), self.file))
-            self.path.unlink(missing_ok=True)
+            try:
+                objects = h5py.h5f.get_obj_ids(self.file.id)
+            except (OSError, RuntimeError, ValueError, TypeError):
+                objects = []
+            _UNSAFE.append((str(self.target), self.file, objects))
+            remove_quietly(self.path)
 
 
 def _trim(path: Path) -> None:

@@ -31,6 +31,7 @@ import numpy as np
 
 from samplecnn_cli import __version__
 from samplecnn_cli.core.errors import DataError, SampleCNNError, UsageError
+from samplecnn_cli.core.outputs import WriteFailed
 from samplecnn_cli.data.datasets.base import SPLITS, Item, Manifest, confine
 
 REPORT_NAME = "preprocess-report.json"
@@ -247,14 +248,14 @@ def _store_intact(out: Path, report: dict, result: Result) -> bool:
 
 
 def _atomic_json(path: Path, data: dict) -> None:
-    from samplecnn_cli.core.outputs import write_failure
+    from samplecnn_cli.core.outputs import remove_quietly, write_failure
 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
         os.replace(tmp, path)
     except BaseException as exc:
-        tmp.unlink(missing_ok=True)
+        remove_quietly(tmp)
         failure = write_failure(exc, path) if isinstance(exc, OSError) else None
         if failure is not None:
             raise failure from None
@@ -301,15 +302,33 @@ def run(manifest: Manifest, out: Path, settings: Settings,
                  sample_rate, clip_seconds) for i in todo]
     if on_start:
         on_start(sum(len(j.items) for j in jobs), sum(len(chunks[i][1]) for i in mine))
-    _decode(jobs, settings.workers, result, on_chunk)
+    try:
+        _decode(jobs, settings.workers, result, on_chunk)
+    except WriteFailed as failure:
+        raise _kept_parts(failure, parts_dir) from None
     if not all(part_path(i).is_file() for i in range(len(chunks))):
         result.wall_seconds = time.perf_counter() - started
         missing = sum(not part_path(i).is_file() for i in range(len(chunks)))
         result.notes.append(f"shard {shard_k}/{shard_n} done; {missing} chunk(s) of other shards still missing: "
                             "the last shard to finish merges them")
         return result
-    return _merge(manifest, out, parts_dir, chunks, part_path, base_kwargs, fingerprint, result, started,
-                  settings.strict)
+    try:
+        return _merge(manifest, out, parts_dir, chunks, part_path, base_kwargs, fingerprint, result, started,
+                      settings.strict)
+    except WriteFailed as failure:
+        raise _kept_parts(failure, parts_dir) from None
+
+
+def _kept_parts(failure: WriteFailed, parts_dir: Path) -> WriteFailed:
+    """A failed write (a full disk) says what the rerun continues from: the finished parts are kept."""
+    from samplecnn_cli.core.outputs import format_size
+
+    parts = list(parts_dir.glob("chunk-*.h5"))
+    if parts and failure.hint and "free some space" in failure.hint:
+        size = format_size(sum(p.stat().st_size for p in parts))
+        failure.hint = (f"free some space and run the same command again: it continues from the {len(parts)} "
+                        f"finished part file(s) in {parts_dir} ({size}); delete that folder to start over")
+    return failure
 
 
 def _checked(manifest: Manifest, settings: Settings) -> tuple[Manifest, int, float | None]:
@@ -375,12 +394,15 @@ def _decode(jobs: list, workers: int | None, result: Result, on_chunk) -> None:
     this ends (an error, a full disk, Ctrl-C, SIGTERM), the workers are stopped and the temporary part
     files they were writing removed; finished parts stay for the rerun."""
     from samplecnn_cli.core import signals
+    from samplecnn_cli.core.outputs import remove_quietly
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
     decoded_seconds = 0.0
     owner = f"p{os.getpid()}"
     for job in jobs:
         job.owner = owner
+    for job in jobs[:1]:
+        _remove_stale_temps(job.part.parent)
     pool = None
     try:
         if workers == 1:
@@ -400,8 +422,22 @@ def _decode(jobs: list, workers: int | None, result: Result, on_chunk) -> None:
             pool.join()
         for job in jobs[:1]:
             for leftover in job.part.parent.glob(f".*.{owner}-*.tmp"):
-                leftover.unlink(missing_ok=True)
+                remove_quietly(leftover)
     result.audio_hours = decoded_seconds / 3600
+
+
+def _remove_stale_temps(parts_dir: Path) -> None:
+    """Temporary part files of runs that were killed outright (their process is gone): a live one (a
+    shard running beside this run) is left alone."""
+    import re
+
+    from samplecnn_cli.core.locks import pid_alive
+    from samplecnn_cli.core.outputs import remove_quietly
+
+    for leftover in parts_dir.glob(".*.tmp"):
+        found = re.search(r"\.h5\.p?(\d+)-", leftover.name)
+        if found and not pid_alive(int(found.group(1))):
+            remove_quietly(leftover)
 
 
 def _take_lock(path: Path):

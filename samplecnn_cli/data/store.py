@@ -81,6 +81,9 @@ class SplitWriter:
             )
             if extra_attrs:
                 f.attrs.update(extra_attrs)
+        # every dataset held open while writing: a handle opened per write would flush its chunks when
+        # closed by the garbage collector, where an error (a full disk) cannot be caught
+        self._sets = {name: f[name] for name in ("audio", "offsets", "labels", "clip_ids", "paths")}
         self._audio_end = 0
         self.num_clips = 0
         self._clip_start = 0  # where the clip being streamed (append_audio) began
@@ -103,22 +106,22 @@ class SplitWriter:
         end = self._audio_end
         self._h5.reserve(samples.nbytes)
         with self._h5.writing():
-            self._file["audio"].resize((end + samples.shape[0],))
-            self._file["audio"][end:] = samples
+            self._sets["audio"].resize((end + samples.shape[0],))
+            self._sets["audio"][end:] = samples
         self._audio_end = end + samples.shape[0]
 
     def drop_clip(self) -> None:
         """Forget the samples of the clip being written (its file failed half way)."""
         self._audio_end = self._clip_start
         with self._h5.writing():
-            self._file["audio"].resize((self._audio_end,))
+            self._sets["audio"].resize((self._audio_end,))
 
     def end_clip(self, clip_id: str, source: str, labels: np.ndarray) -> None:
         """Close the clip whose samples were appended since the last one."""
         labels = np.asarray(labels, dtype=bool).reshape(-1)
         if labels.shape[0] != self.num_labels:
             raise ValueError(f"expected {self.num_labels} labels, got {labels.shape[0]}")
-        f, n = self._file, self.num_clips
+        f, n = self._sets, self.num_clips
         self._h5.reserve(labels.nbytes + len(clip_id) + len(source) + 64)
         with self._h5.writing():
             f["offsets"].resize((n + 2,))
@@ -142,7 +145,7 @@ class SplitWriter:
                      base: int) -> None:
         """The index rows of clips whose samples were appended from `base` on (offsets start at 0)."""
         n_new = len(offsets) - 1
-        f, n = self._file, self.num_clips
+        f, n = self._sets, self.num_clips
         text = sum(len(c) + len(p) for c, p in zip(clip_ids, paths, strict=True))
         self._h5.reserve(9 * n_new + np.asarray(labels).nbytes + text)
         with self._h5.writing():
@@ -211,8 +214,9 @@ def check_split(path: Path, *, num_clips: int | None = None, sample_rate: int | 
 
     Cheap checks, no full read: it opens as HDF5, has the samplecnn attributes and datasets, its offsets
     start at 0, never decrease and end at the audio length, the per-clip datasets agree on the clip
-    count, the per-clip datasets and the first and last audio samples can be read (a file cut short fails here). `num_clips` and
-    `sample_rate`, when given, must match too (what preprocess-report.json recorded).
+    count, the per-clip datasets and the first and last audio samples can be read (a file cut short fails
+    here), and the clip ids are neither empty nor repeated (a file whose tail was overwritten).
+    `num_clips` and `sample_rate`, when given, must match too (what preprocess-report.json recorded).
     """
     try:
         with h5py.File(path, "r") as f:
@@ -237,6 +241,9 @@ def check_split(path: Path, *, num_clips: int | None = None, sample_rate: int | 
                 return f"its sample rate is {f.attrs.get('sample_rate')}, expected {sample_rate}"
             for name in ("labels", "clip_ids", "paths"):  # one entry per clip: small, read whole
                 f[name][:]
+            ids = f["clip_ids"][:]
+            if clips and (not all(len(i) for i in ids) or len(set(ids)) != clips):
+                return "its clip ids are empty or repeat (overwritten?)"
             if f["audio"].shape[0]:  # first and last chunk: a file cut short cannot give the last
                 f["audio"][0], f["audio"][-1]
             json.loads(f.attrs.get("label_names", "[]"))
@@ -317,6 +324,7 @@ class StoreSplit:
             raise self.read_error(exc) from None
         if samples.shape[0] != stop - start:
             raise self.read_error(None)
+        self.check_unchanged()  # HDF5 reads past a cut file's end as zeros: never train on those silently
         return samples
 
     def check_unchanged(self) -> None:

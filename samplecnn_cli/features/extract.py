@@ -27,6 +27,7 @@ import numpy as np
 from samplecnn_cli import __version__
 from samplecnn_cli.core.errors import DataError, RunError, UsageError
 from samplecnn_cli.core.locks import hold
+from samplecnn_cli.core.outputs import remove_stale_temporaries, write_failure
 from samplecnn_cli.core.runtime import Runtime
 from samplecnn_cli.data.features_file import FORMAT, FORMAT_VERSION, LAYERS, POOLINGS, Block, blocks_to_json
 from samplecnn_cli.data.h5write import H5Writer
@@ -139,30 +140,16 @@ def extract_features(run_dirs: list[Path], data_dir: Path, out: Path, runtime: R
                   for run in runs]
     smallest = min(run.model.input_samples for run in runs)
 
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     started = time.perf_counter()
-    counts = {}
+    attrs = dict(format=FORMAT, format_version=FORMAT_VERSION, label_names=_json(store.label_names),
+                 task=store.task, sample_rate=store.sample_rate, data=str(Path(data_dir).resolve()),
+                 dataset=store.dataset, splits=_json(list(split_names)), precision=precision,
+                 layers=_json(list(layers)), poolings=_json(list(poolings)), samplecnn_version=__version__)
     with hold(out, str(out)):
-        writer = H5Writer(tmp, out)  # space reserved before each write: a full disk is one clean error
-        try:
-            f = writer.file
-            writer.reserve(0)
-            with writer.writing():
-                f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, label_names=_json(store.label_names),
-                               task=store.task, sample_rate=store.sample_rate, data=str(Path(data_dir).resolve()),
-                               dataset=store.dataset, splits=_json(list(split_names)), precision=precision,
-                               layers=_json(list(layers)), poolings=_json(list(poolings)),
-                               samplecnn_version=__version__)
-                f.create_dataset("blocks", data=blocks_to_json(blocks), dtype=h5py.string_dtype())
-            for name in split_names:
-                split = store.split(name)
-                counts[name] = _write_split(writer, name, split, predictors, keys, blocks, width, layers, smallest,
-                                            batch_size, on_progress)
-            writer.close()
-            os.replace(tmp, out)
-        except BaseException:
-            writer.discard()
-            raise
+        remove_stale_temporaries(out)  # of a run killed outright
+        counts = _write_file(out, attrs, blocks, lambda writer: {
+            name: _write_split(writer, name, store.split(name), predictors, keys, blocks, width, layers, smallest,
+                               batch_size, on_progress) for name in split_names})
     return {
         "out": str(out), "data": str(data_dir), "splits": counts, "columns": width,
         "runs": [{"run": k, "run_dir": str(r.run_dir), "model": r.model_name, "input_samples": r.model.input_samples}
@@ -171,6 +158,29 @@ def extract_features(run_dirs: list[Path], data_dir: Path, out: Path, runtime: R
         "backends": [f"{p.choice.backend}/{p.choice.precision}" for p in predictors],
         "seconds": round(time.perf_counter() - started, 3), "threads": torch.get_num_threads(),
     }
+
+
+def _write_file(out: Path, attrs: dict, blocks: list[Block], write_splits) -> dict:
+    """The feature file: written at a temporary name through data/h5write.py (space reserved before each
+    write: a full disk is one clean error) and renamed over `out` when whole; `write_splits(writer)`
+    writes the splits and returns their clip counts."""
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    writer = H5Writer(tmp, out)
+    try:
+        writer.reserve(0)
+        with writer.writing() as f:
+            f.attrs.update(attrs)
+            f.create_dataset("blocks", data=blocks_to_json(blocks), dtype=h5py.string_dtype())
+        counts = write_splits(writer)
+        writer.close()
+        os.replace(tmp, out)
+    except BaseException as exc:
+        writer.discard()
+        failure = write_failure(exc, out) if isinstance(exc, OSError) else None
+        if failure is not None:
+            raise failure from None
+        raise
+    return counts
 
 
 def _output_file(out: Path) -> Path:

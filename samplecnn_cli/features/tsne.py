@@ -73,9 +73,9 @@ def tsne_plot(features_path: Path, out: Path, *, layer: int, labels: list[str], 
                    for i, lab, (cx, cy) in zip(chosen.tolist(), point_labels, coords, strict=True)],
     }
     json_path = Path(out).with_suffix(".json")
-    tmp = json_path.with_name(f".{json_path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, json_path)
+    from samplecnn_cli.runs.folder import atomic_write_text
+
+    atomic_write_text(json_path, json.dumps(result, indent=2) + "\n")
     result["json"] = str(json_path)
     return result
 
@@ -100,5 +100,9 @@ def _draw(out: Path, coords: np.ndarray, point_labels: list[str], labels: list[s
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix.lstrip(".").lower() or "png"
     tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}.{suffix}")
-    fig.savefig(tmp, format=suffix)
-    os.replace(tmp, out)
+    try:
+        fig.savefig(tmp, format=suffix)
+        os.replace(tmp, out)
+    except BaseException:  # a full disk: no temporary file left
+        tmp.unlink(missing_ok=True)
+        raise

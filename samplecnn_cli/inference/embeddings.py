@@ -45,6 +45,8 @@ POOLINGS = ("max", "avg")
 # what must agree for a file to be continued (backend and versions may differ between runs)
 SETTINGS = ("run", "model", "input_samples", "sample_rate", "hop_seconds", "layers", "poolings", "precision",
             "label_names")
+DATASETS = ("paths", "seconds", "windows", "short", "embedding", "features", "window_embedding", "window_offsets",
+            "failed_paths", "failed_reasons")
 FLUSH_SECONDS = 2.0  # at most this much work is lost when the process is killed outright
 TEXT = h5py.string_dtype()
 
@@ -164,15 +166,18 @@ class EmbeddingWriter:
                 f.create_dataset("window_offsets", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(256,))
 
     def _bind(self) -> None:
+        """Every dataset held open while writing: a handle opened per write would flush its chunks when
+        the garbage collector closes it, where an error (a full disk) cannot be caught."""
         f = self.h5.file
-        self.paths, self.failed_paths = f["paths"], f["failed_paths"]
-        self.features = f["features"] if "features" in f else None
-        self.window_embedding = f["window_embedding"] if "window_embedding" in f else None
+        self.sets = {name: f[name] for name in DATASETS if name in f}
+        self.paths, self.failed_paths = self.sets["paths"], self.sets["failed_paths"]
+        self.features = self.sets.get("features")
+        self.window_embedding = self.sets.get("window_embedding")
 
     def _cut_to_whole_rows(self) -> None:
         """A process killed outright may leave a row half-written: `paths` is written last, so its
         length counts the whole rows; the rest is cut back to it."""
-        f, rows = self.h5.file, self.paths.shape[0]
+        f, rows = self.sets, self.paths.shape[0]
         with self.h5.writing():
             for name in ("seconds", "windows", "short", "embedding", "features"):
                 if name in f and f[name].shape[0] != rows:
@@ -214,7 +219,6 @@ class EmbeddingWriter:
     def add(self, r) -> None:
         self._start()
         path = str(Path(r.path).resolve())
-        f = self.h5.file
         if r.error is not None:
             self._append_all([("failed_reasons", [r.error]), ("failed_paths", [path])])
         else:
@@ -224,7 +228,8 @@ class EmbeddingWriter:
                 values.append(("features", np.concatenate([r.features[b["layer"]][b["pooling"]]
                                                            for b in self.blocks])[None]))
             if self.window_embedding is not None:
-                end = int(f["window_offsets"][-1]) + len(r.window_embeddings)
+                with self.h5.writing():  # (an HDF5 error here too leaves the file alone)
+                    end = int(self.sets["window_offsets"][-1]) + len(r.window_embeddings)
                 values += [("window_embedding", r.window_embeddings), ("window_offsets", [end])]
             self._append_all([*values, ("paths", [path])])  # paths last: a row counts once it is whole
             self.added += 1
@@ -237,7 +242,7 @@ class EmbeddingWriter:
         self.h5.reserve(nbytes)
         with self.h5.writing():
             for name, value in values:
-                dataset = self.h5.file[name]
+                dataset = self.sets[name]
                 n = dataset.shape[0]
                 dataset.resize(n + len(value), axis=0)
                 dataset[n:] = value

@@ -13,6 +13,7 @@ Metadata travel inside the file (ONNX metadata_props, TorchScript extra file "sa
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import warnings
@@ -152,7 +153,9 @@ def export_model(model: nn.Module, task: str, out: Path, fmt: str, meta: dict) -
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 traced = torch.jit.trace(module, example, check_trace=False)
-            torch.jit.save(traced, str(tmp), _extra_files={"samplecnn.json": json.dumps(meta)})
+            buffer = io.BytesIO()  # written by Python: torch's own file writer aborts the process on a full disk
+            torch.jit.save(traced, buffer, _extra_files={"samplecnn.json": json.dumps(meta)})
+            tmp.write_bytes(buffer.getvalue())
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)

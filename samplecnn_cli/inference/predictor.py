@@ -145,23 +145,37 @@ def decoded_files(paths: Iterable, sample_rate: int, workers: int | None = None)
             yield file_clip(path, sample_rate)
         return
     import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
 
     from samplecnn_cli.core import signals
 
-    with signals.blocked():  # spawn: workers start clean (no torch), ignore Ctrl-C, die with this process
-        pool = mp.get_context("spawn").Pool(workers, initializer=signals.quiet_worker)
+    # spawn: workers start clean (no torch); they ignore Ctrl-C and die with this process (signals.py)
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=signals.quiet_worker)
+
+    def submit(path: str):
+        with signals.blocked():  # a worker may start here: no signal before its handlers are set
+            return pool.submit(decode_file, path, sample_rate)
+
     try:
         todo = iter(paths)
-        queue: deque = deque(pool.apply_async(decode_file, (p, sample_rate)) for p in islice(todo, 2 * workers + 2))
+        queue: deque = deque(submit(p) for p in islice(todo, 2 * workers + 2))
         while queue:
-            path, audio, error, long = queue.popleft().get()
+            path, audio, error, long = queue.popleft().result()
             nxt = next(todo, None)
             if nxt is not None:
-                queue.append(pool.apply_async(decode_file, (nxt, sample_rate)))
+                queue.append(submit(nxt))
             yield file_clip(path, sample_rate) if long else Clip(path, audio, error)
     finally:
-        pool.terminate()
-        pool.join()
+        _stop(pool)
+
+
+def _stop(pool) -> None:
+    """Stop a decoding pool on any exit (an error, Ctrl-C, SIGTERM): queued files are dropped and the
+    few decodes already handed to the workers (at most workers + 1, each a file of ten minutes or
+    less) finish; then the workers exit, so nothing outlives the consumer. (Killing a worker while it
+    sends its result leaves the pool's reader thread blocked on half a message: the process could not
+    exit.)"""
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 STORE_PIECE = 1 << 22  # samples of a store clip read at a time (a clip of a few minutes is one piece)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from samplecnn_cli.core.errors import UsageError
-from samplecnn_cli.core.outputs import write_failure
+from samplecnn_cli.core.outputs import remove_quietly, remove_stale_temporaries, write_failure
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -52,6 +52,7 @@ class TagWriter:
         self.timeline, self.hop_seconds = timeline, hop_seconds
         self.header = ["path", "window", "start", "seconds", "windows", "short", "error", "tags", *labels]
         self.target = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}") if replace else self.path
+        remove_stale_temporaries(self.path)  # of a run killed outright
         self.done = set() if replace else self._recover()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +100,7 @@ class TagWriter:
                 tmp.write_text(kept, encoding="utf-8")
                 os.replace(tmp, self.path)
             except OSError as exc:
-                tmp.unlink(missing_ok=True)
+                remove_quietly(tmp)
                 raise write_failure(exc, self.path) or exc from None
         return done
 
@@ -163,12 +164,12 @@ class TagWriter:
         if self.target == self.path:
             return
         if not complete:  # a forced replacement that did not finish: the old file stays
-            self.target.unlink(missing_ok=True)
+            remove_quietly(self.target)
             return
         try:
             os.replace(self.target, self.path)
         except OSError as exc:
-            self.target.unlink(missing_ok=True)
+            remove_quietly(self.target)
             raise write_failure(exc, self.path) or exc from None
 
     def __enter__(self):

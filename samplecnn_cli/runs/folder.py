@@ -37,6 +37,7 @@ import tomli_w
 
 from samplecnn_cli import __version__
 from samplecnn_cli.core.errors import RunError
+from samplecnn_cli.core.locks import pid_alive
 
 CHECKPOINT_FORMAT = "samplecnn-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -57,13 +58,13 @@ def atomic_write_text(path: Path, text: str) -> None:
 @contextmanager
 def _writing(path: Path, tmp: Path | None = None):
     """Remove `tmp` if the block fails; an OSError of a failed write becomes core.outputs.WriteFailed."""
-    from samplecnn_cli.core.outputs import write_failure
+    from samplecnn_cli.core.outputs import remove_quietly, write_failure
 
     try:
         yield
     except BaseException as exc:
         if tmp is not None:
-            tmp.unlink(missing_ok=True)
+            remove_quietly(tmp)
         failure = write_failure(exc, path) if isinstance(exc, (OSError, RuntimeError)) else None
         if failure is not None:
             raise failure from None
@@ -199,21 +200,9 @@ def run_status(run_dir: Path) -> str:
         state = status["state"]
     except (OSError, ValueError, KeyError, TypeError):
         return DONE if RunDir(run_dir).summary.is_file() else FAILED
-    if state == RUNNING and status.get("host") == socket.gethostname() and not _alive(status.get("pid")):
+    if state == RUNNING and status.get("host") == socket.gethostname() and not pid_alive(status.get("pid")):
         return FAILED
     return state if state in STATES else FAILED
-
-
-def _alive(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
 
 
 # -- the run folder's schema ------------------------------------------------------------------------
@@ -257,7 +246,7 @@ class RunDir:
                            hint="pass --resume to continue it, or --out with a new folder")
         if resume and not exists:
             raise RunError(f"nothing to resume in {self.path} (no config.toml)")
-        if not exists and self.path.exists() and any(self.path.iterdir()):
+        if not exists and self.path.exists() and not self._unused():
             raise RunError(f"{self.path} exists and is not empty", hint="choose a new --out folder")
         if exists and not resume:
             for stale in (self.best, self.last, self.summary, self.metrics, self.evaluation("test")):
@@ -268,6 +257,18 @@ class RunDir:
             raise RunError(f"cannot create the run folder {self.path}: {exc.strerror or exc}",
                            hint="choose a new --out folder") from None
         return self
+
+    def _unused(self) -> bool:
+        """True for a folder holding nothing but what a run stopped before its config.toml left (a full
+        disk, a kill or SIGTERM while it started): its lock, status, log, an empty checkpoints/."""
+        own = {".lock", ".lock.json", STATUS_FILE, self.log.name, self.env.name, self.metrics.name}
+        for entry in self.path.iterdir():
+            if entry.name in own or (entry.name.startswith(".") and ".tmp" in entry.name):
+                continue
+            if entry == self.checkpoints and entry.is_dir() and not any(entry.iterdir()):
+                continue
+            return False
+        return True
 
     def restartable(self, even_with_checkpoint: bool = False) -> bool:
         """True for a failed, killed or interrupted run with no last.pt (or any, `even_with_checkpoint`):

@@ -23,6 +23,7 @@ from pathlib import Path
 from samplecnn_cli.core import signals
 from samplecnn_cli.core.errors import RunError, SampleCNNError
 from samplecnn_cli.core.locks import hold
+from samplecnn_cli.core.outputs import remove_stale_temporaries
 from samplecnn_cli.runs import folder as runs
 from samplecnn_cli.training.loop import CheckpointHook, ConsoleHook, Hook, MetricsHook, log, run_log
 from samplecnn_cli.training.state import TrainState
@@ -51,9 +52,11 @@ class Run:
         away); status "running" while the block runs, train.log open; "interrupted" on Ctrl-C or SIGTERM
         (resumable), "failed" with the reason on any error."""
         with hold(self.folder.path, f"the run folder {self.path}", folder=True) if self.is_main else nullcontext():
-            if self.is_main:
-                self.folder.mark(runs.RUNNING)
-            try:
+            try:  # (a SIGTERM landing while "running" is written is caught too)
+                if self.is_main:
+                    for folder in (self.path, self.folder.checkpoints):  # of a run killed outright
+                        remove_stale_temporaries(folder)
+                    self.folder.mark(runs.RUNNING)
                 with run_log(self.folder, enabled=self.is_main):
                     yield self
             except BaseException as exc:
@@ -64,6 +67,7 @@ class Run:
     def _mark_stopped(self, exc: BaseException) -> None:
         if isinstance(exc, KeyboardInterrupt):  # Ctrl-C or SIGTERM (core/signals.py)
             self.folder.mark(runs.INTERRUPTED, reason=f"{signals.describe(exc)}: resume with --resume")
+            exc.hint = "run the same command with --resume to continue"  # the CLI's interrupt line says it
             return
         reason = exc.message if isinstance(exc, SampleCNNError) else f"{type(exc).__name__}: {exc}"
         try:

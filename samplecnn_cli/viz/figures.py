@@ -25,8 +25,7 @@ def save_figure(fig, stem: Path, svg: bool = True) -> list[Path]:
     for fmt in ("png", "svg") if svg else ("png",):
         path = stem.with_suffix(f".{fmt}")
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches="tight")
-        os.replace(tmp, path)
+        _save(fig, tmp, path, format=fmt, dpi=DPI, bbox_inches="tight")
         paths.append(path)
     return paths
 
@@ -237,6 +236,17 @@ class TaggramFolder:
         self.used.add(name)
         fig = taggram_figure(window_scores, self.labels, self.hop_seconds, Path(path).name)
         target, tmp = self.folder / f"{name}.png", self.folder / f".{name}.tmp.png"
-        fig.savefig(tmp, dpi=100)
-        tmp.replace(target)
+        _save(fig, tmp, target, dpi=100)
         return target
+
+
+def _save(fig, tmp: Path, target: Path, **options) -> None:
+    """Draw `fig` into `tmp` and rename it to `target`; a failed write (a full disk) leaves no `tmp`."""
+    from samplecnn_cli.core.outputs import remove_quietly
+
+    try:
+        fig.savefig(tmp, **options)
+        os.replace(tmp, target)
+    except BaseException:
+        remove_quietly(tmp)
+        raise

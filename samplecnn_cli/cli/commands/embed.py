@@ -57,7 +57,7 @@ def embed(
                                cache=current_context().inference_cache)
     with file_progress("embed", quiet=json_out, console=cli.err_console) as (on_start, on_file):
         summary = embed_to_file(model, files, out, hop=hop, layers=layer_tuple, workers=workers,
-                                on_start=on_start, on_file=on_file, replace=target.replacing)
+                                on_start=on_start, on_file=on_file, replace=force and target.exists)
     if json_out:
         print_json(summary)
     else:

@@ -40,7 +40,7 @@ def export(
 def _export_guarded(run_dir: Path, out: Path, fmt: str, force: bool) -> dict:
     """export_run behind the output guard (never over a checkpoint, a store, an input...) and the lock."""
     from samplecnn_cli.core.locks import hold
-    from samplecnn_cli.core.outputs import guard_file
+    from samplecnn_cli.core.outputs import guard_file, remove_stale_temporaries, write_failure
     from samplecnn_cli.inference.export import export_run
     from samplecnn_cli.runs.folder import RunDir
 
@@ -48,4 +48,11 @@ def _export_guarded(run_dir: Path, out: Path, fmt: str, force: bool) -> dict:
     guard_file(out, own={"onnx:samplecnn", "torchscript:samplecnn"}, force=force,
                inputs=[run.best, run.last, run.config])
     with hold(Path(out), str(out)):
-        return export_run(run_dir, out, fmt)
+        remove_stale_temporaries(out)
+        try:
+            return export_run(run_dir, out, fmt)
+        except (OSError, RuntimeError) as exc:  # ONNX's and torch's writers do not name the file
+            failure = write_failure(exc, out)
+            if failure is None:
+                raise
+            raise failure from None

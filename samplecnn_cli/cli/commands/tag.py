@@ -50,7 +50,8 @@ def tag(
     files = collect_files(paths)
     if not files:
         raise DataError("no audio files found", hint="pass audio files or folders holding them")
-    replacing = _guard_out(run_dir, files, out, force).replacing if out is not None else False
+    target = _guard_out(run_dir, files, out, force) if out is not None else None  # before any work
+    replacing = bool(force and target is not None and target.exists)
     model = load_library_model(run_dir, Runtime.resolve(device, precision), batch_size=batch_size, engine=engine,
                                cache=current_context().inference_cache)
     timeline = timeline or taggram is not None

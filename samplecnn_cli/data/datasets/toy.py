@@ -154,17 +154,21 @@ def make_toy(directory: Path, *, clips: int = 240, seconds: float = 3.5, seed: i
         (directory / "audio").mkdir(parents=True)
     except OSError as exc:
         raise DataError(f"cannot create {final}: {exc.strerror or exc}") from None
-    rows = _write_clips(directory, clips, seconds, seed, sample_rate)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["path", "tags", "split"], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    tmp = directory / "labels.csv.tmp"
-    tmp.write_text(buffer.getvalue())
-    os.replace(tmp, directory / "labels.csv")  # written last: its presence means the dataset is whole
-    if final.exists():
-        final.rmdir()  # checked empty above
-    os.replace(directory, final)
+    try:
+        rows = _write_clips(directory, clips, seconds, seed, sample_rate)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=["path", "tags", "split"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        tmp = directory / "labels.csv.tmp"
+        tmp.write_text(buffer.getvalue())
+        os.replace(tmp, directory / "labels.csv")  # written last: its presence means the dataset is whole
+        if final.exists():
+            final.rmdir()  # checked empty above
+        os.replace(directory, final)
+    except BaseException:  # a full disk, Ctrl-C, SIGTERM: the half-made dataset goes
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
     counts = {tag: sum(tag in r["tags"].split(";") for r in rows) for tag in TAGS}
     return {"path": str(final), "clips": clips, "seconds": seconds, "sample_rate": sample_rate,
             "seed": seed, "splits": {s: sum(r["split"] == s for r in rows) for s, _ in SPLIT_FRACTIONS},
