@@ -101,3 +101,34 @@ def test_sigterm_during_startup_of_the_executable_is_handled(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], env=python_env(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 128 + signal.SIGTERM, done.stderr
     assert done.stderr.strip().startswith("Interrupted (SIGTERM)") and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_during_a_checkpoint_write_is_taken_once_the_file_is_whole(tmp_path, monkeypatch, signum):
+    """The fault suite caught a SIGTERM landing inside torch.save: torch's zip writer then failed with
+    "unexpected pos" (a RuntimeError traceback, exit 1). The signal now waits for the file."""
+    import torch
+
+    from samplecnn_cli.runs.folder import save_checkpoint
+
+    real_save = torch.save
+
+    def save_interrupted_half_way(obj, f, *args, **kwargs):
+        f.write(b"")  # the writer has started
+        signal.raise_signal(signum)
+        return real_save(obj, f, *args, **kwargs)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    signals.install()
+    monkeypatch.setattr(torch, "save", save_interrupted_half_way)
+    path = tmp_path / "checkpoints" / "last.pt"
+    try:
+        with pytest.raises(KeyboardInterrupt) as raised:
+            save_checkpoint(path, model_name="m", model_kwargs={}, state_dict={"w": torch.ones(3)},
+                            label_names=["a"], task="multiclass", sample_rate=8000)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert isinstance(raised.value, Terminated) == (signum == signal.SIGTERM)
+    loaded = torch.load(path, weights_only=True)
+    assert torch.equal(loaded["state_dict"]["w"], torch.ones(3))
+    assert list(path.parent.iterdir()) == [path]  # no temporary file

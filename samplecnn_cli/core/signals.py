@@ -8,12 +8,15 @@ written for Ctrl-C (`except KeyboardInterrupt`, `except BaseException: ...; rais
 Worker processes (decoding pools) call `quiet_worker()` first: Ctrl-C, which a terminal sends to the
 whole process group, is left to the parent; SIGTERM, which the parent uses to stop them, ends them
 silently; and they die with their parent. `blocked()` keeps both signals pending while workers start, so
-a signal never reaches a worker before it has set this up.
+a signal never reaches a worker before it has set this up. `deferred()` takes an interrupt only after a
+write that an exception must not cut (torch.save: an exception raised inside torch's writer leaves its zip
+archive inconsistent and surfaces as a RuntimeError traceback instead of the interrupt).
 """
 
 from __future__ import annotations
 
 import signal
+import threading
 from contextlib import contextmanager
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
@@ -72,3 +75,21 @@ def blocked():
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextmanager
+def deferred():
+    """Ctrl-C and SIGTERM recorded during the block and taken when it ends, by the handlers that were
+    there before (a signal mask would not do: any thread of the process may receive the signal)."""
+    if threading.current_thread() is not threading.main_thread():  # handlers can only be set there
+        yield
+        return
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in INTERRUPTS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if caught:
+            signal.raise_signal(caught[0])

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from samplecnn_cli.core import signals
 from samplecnn_cli.core.runtime import outputs_to_scores
 from samplecnn_cli.inference.fold import fold_batch_norm
 
@@ -154,7 +155,8 @@ def export_model(model: nn.Module, task: str, out: Path, fmt: str, meta: dict) -
                 warnings.simplefilter("ignore")
                 traced = torch.jit.trace(module, example, check_trace=False)
             buffer = io.BytesIO()  # written by Python: torch's own file writer aborts the process on a full disk
-            torch.jit.save(traced, buffer, _extra_files={"samplecnn.json": json.dumps(meta)})
+            with signals.deferred():  # an interrupt raised inside torch's writer would become its RuntimeError
+                torch.jit.save(traced, buffer, _extra_files={"samplecnn.json": json.dumps(meta)})
             tmp.write_bytes(buffer.getvalue())
         os.replace(tmp, out)
     except BaseException:

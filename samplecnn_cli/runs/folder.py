@@ -36,6 +36,7 @@ from typing import Any
 import tomli_w
 
 from samplecnn_cli import __version__
+from samplecnn_cli.core import signals
 from samplecnn_cli.core.errors import RunError
 from samplecnn_cli.core.locks import pid_alive
 
@@ -351,7 +352,9 @@ def save_checkpoint(path: Path, *, model_name: str, model_kwargs: dict, state_di
     }
     payload["identity"] = {"run_id": _run_id_of(path), "hash": identity_hash(payload)}
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with _writing(path, tmp):
+    # Ctrl-C / SIGTERM are taken once the file is in place: raised inside torch's writer, they would
+    # leave its archive inconsistent and end as its RuntimeError, not as an interrupt
+    with _writing(path, tmp), signals.deferred():
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:  # a Python file: a failed write surfaces as its OSError (errno)
             torch.save(payload, f)
