@@ -3,7 +3,7 @@ beside a plain 40-line AdamW loop of the same layers on the same store, seeds an
 
     .venv/bin/python benchmarks/learning_quality.py [--seeds 0,1,2] [--precisions auto,fp32]
         [--datasets philharmonia,fsdd] [--work /tmp/samplecnn-lq] [--train-args "--recipe paper"]
-        [--labels labels-multilabel.csv] [--loops toolkit,plain]
+        [--labels labels-multilabel.csv] [--loops toolkit,plain] [--epochs 30]
 
 Datasets (read from ../shared/data; never copied into the project):
 - philharmonia: the Philharmonia stand-in (16 instruments, 852 train / 268 test MP3 clips; `preprocess folder`
@@ -14,7 +14,8 @@ The metric is test accuracy for a single-label labels file, macro ROC-AUC for a 
 (`--labels labels-multilabel.csv`: the Philharmonia stand-in's 29 tags; its runs go to WORK/philharmonia-
 labels-multilabel). The plain loop (benchmarks/plain_loop.py: AdamW 1e-3, weight decay 0.01, cosine, batch
 23, grid segments of train + valid, the last epoch's weights) runs on the same store; `--loops toolkit` or
-`--loops plain` runs one side. A rerun with the same --work reuses finished runs (and plain-loop results). Prints one JSON object; `samplecnn report` over all runs
+`--loops plain` runs one side. `--epochs N` sets the length of every run (the default recipe's own is 30;
+its runs go to their own folders). A rerun with the same --work reuses finished runs (and plain-loop results). Prints one JSON object; `samplecnn report` over all runs
 (training curves, confusion matrices) is written to WORK/report.
 """
 
@@ -106,6 +107,8 @@ def main() -> None:
                         "labels.csv, single-label, or labels-multilabel.csv, 29 tags)")
     parser.add_argument("--loops", default="toolkit,plain", help="toolkit (samplecnn train), plain "
                         "(benchmarks/plain_loop.py) or both")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs for every dataset (default: each "
+                        "dataset's own, 15 and 10; the default recipe's own length is 30)")
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args()
     extra = shlex.split(args.train_args)
@@ -113,7 +116,8 @@ def main() -> None:
     out = {"cpu": cpu_kind(), "train_args": extra, "load_before": os.getloadavg()[0], "results": {}}
     all_runs = []
     for dataset in args.datasets.split(","):
-        spec = DATASETS[dataset]
+        spec = {**DATASETS[dataset], **({"epochs": args.epochs} if args.epochs else {})}
+        length = f"-e{args.epochs}" if args.epochs else ""  # runs of another length in their own folders
         labels = spec["root"] / args.labels
         if not labels.is_file():
             out["results"][dataset] = {"skipped": f"{labels} not found"}
@@ -128,12 +132,12 @@ def main() -> None:
             seeds = [int(seed) for seed in args.seeds.split(",")]
             entry = {"model": spec["model"], "epochs": spec["epochs"], "labels": args.labels}
             if "toolkit" in loops:
-                results = [train_and_test(store, args.work / name / f"{precision}-seed{seed}", spec, seed,
+                results = [train_and_test(store, args.work / name / f"{precision}{length}-seed{seed}", spec, seed,
                                           precision, extra) for seed in seeds]
                 all_runs += [r["run"] for r in results]
                 entry.update(summarise(results))
             if "plain" in loops:
-                plain = [plain_loop(store, args.work / name / f"plain-{precision}-seed{seed}.json", spec, seed,
+                plain = [plain_loop(store, args.work / name / f"plain-{precision}{length}-seed{seed}.json", spec, seed,
                                     precision) for seed in seeds]
                 entry["plain_loop"] = summarise(plain)
                 if "toolkit" in loops:
