@@ -118,7 +118,8 @@ def test_an_interrupt_during_a_checkpoint_write_is_taken_once_the_file_is_whole(
         signal.raise_signal(signum)
         return real_save(obj, f, *args, **kwargs)
 
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in signals.INTERRUPTS}
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as the CLI has them (whatever ran before)
     signals.install()
     monkeypatch.setattr(torch, "save", save_interrupted_half_way)
     path = tmp_path / "checkpoints" / "last.pt"
@@ -127,7 +128,8 @@ def test_an_interrupt_during_a_checkpoint_write_is_taken_once_the_file_is_whole(
             save_checkpoint(path, model_name="m", model_kwargs={}, state_dict={"w": torch.ones(3)},
                             label_names=["a"], task="multiclass", sample_rate=8000)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     assert isinstance(raised.value, Terminated) == (signum == signal.SIGTERM)
     loaded = torch.load(path, weights_only=True)
     assert torch.equal(loaded["state_dict"]["w"], torch.ones(3))
