@@ -18,6 +18,7 @@ steps run in order, RESULT the list of what the "run" and "list" steps saw:
     {"op": "list", "dir": D}                       every file below D (hidden ones too) and its size
     {"op": "save", "src": S, "dst": T}             a file or folder copied out, for the test to read
 Imports samplecnn only for "inproc" steps (the others run commands as their own processes).
+Run with tests/_reliability.py's python_env() (PYTHONPATH = this checkout).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tests._reliability import session_left  # PYTHONPATH: this checkout (python_env)
 
 FILLER = ".filler"
 
@@ -48,24 +51,6 @@ def listing(folder: Path) -> dict[str, int]:
         if path.name != FILLER and path.is_file():
             found[str(path.relative_to(folder))] = path.stat().st_size
     return found
-
-
-def session_left(pid: int) -> list[int]:
-    """Processes still in the session the command led (its workers), after at most 5 s."""
-    deadline = time.time() + 5
-    while True:
-        left = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[3]) == pid:
-                    left.append(int(entry))
-        if not left or time.time() > deadline:
-            return left
-        time.sleep(0.1)
 
 
 def run(step: dict) -> dict:

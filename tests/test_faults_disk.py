@@ -97,6 +97,13 @@ def succeeded(run: dict) -> None:
     assert run["left"] == []
 
 
+def stopped_then_finished(full: dict, listing: dict, again: dict) -> None:
+    """The run on a full disk failed cleanly and left no temporary file; the rerun, space freed, succeeded."""
+    failed_cleanly(full, "no space left")
+    no_temporary_files(listing)
+    succeeded(again)
+
+
 def no_temporary_files(listing: dict) -> None:
     temporary = [name for name in listing["files"] if ".tmp" in Path(name).name]
     assert temporary == [], temporary
@@ -122,9 +129,7 @@ def test_preprocess_full_disk(pipe, tmp_path):
     argv = ["preprocess", "toy", "--root", pipe["toy"], "--out", disk / "store", "--sr", "8000", "--workers", "2",
             "--chunk-size", "2", "--json"]
     (full, listing, again), after = full_then_freed(tmp_path, argv, cache=pipe["cache"], leave=200_000)
-    failed_cleanly(full, "no space left")
-    no_temporary_files(listing)
-    succeeded(again)
+    stopped_then_finished(full, listing, again)
     assert json.loads(again["stdout"])["complete"] and json.loads(again["stdout"])["written"] == 6
     assert not (after / "store" / ".parts").exists()
 
@@ -170,9 +175,7 @@ def test_embed_full_disk_then_resumes(pipe, tmp_path):
     disk = tmp_path / "disk"
     argv = ["embed", pipe["run"], pipe["toy"] / "audio", "--out", disk / "emb.h5", "-j", "2", "--hop", "0.05"]
     (full, listing, again), after = full_then_freed(tmp_path, argv, cache=pipe["cache"], leave=600_000)
-    failed_cleanly(full, "no space left")
-    no_temporary_files(listing)
-    succeeded(again)
+    stopped_then_finished(full, listing, again)
     with h5py.File(after / "emb.h5", "r") as f:
         assert f["paths"].shape == (6,) and len(set(f["paths"][:])) == 6 and bool(f.attrs["complete"])
 
@@ -206,9 +209,7 @@ def test_evaluate_full_disk(pipe, tmp_path):
     argv = ["evaluate", disk / "run", "--device", "cpu"]
     (full, listing, again), after = full_then_freed(tmp_path, argv, cache=pipe["cache"], leave=0, before=[
         {"op": "copy", "src": str(pipe["run"]), "dst": str(disk / "run")}])
-    failed_cleanly(full, "no space left")
-    no_temporary_files(listing)
-    succeeded(again)
+    stopped_then_finished(full, listing, again)
     assert json.loads((after / "run" / "metrics.json").read_text())["split"] == "test"
 
 
@@ -217,9 +218,7 @@ def test_transfer_full_disk_is_redone(pipe, tmp_path):
     argv = ["transfer", pipe["features"], "--out", disk / "t", "--hidden", "8", "--epochs", "2", "-b", "4",
             "--device", "cpu"]
     (full, listing, again), after = full_then_freed(tmp_path, argv, cache=pipe["cache"], leave=40_000)
-    failed_cleanly(full, "no space left")
-    no_temporary_files(listing)
-    succeeded(again)
+    stopped_then_finished(full, listing, again)
     assert json.loads((after / "t" / "status.json").read_text())["state"] == "done"
 
 
@@ -227,9 +226,7 @@ def test_report_full_disk(pipe, tmp_path):
     disk = tmp_path / "disk"
     argv = ["report", pipe["run"], "--out", disk / "rep"]
     (full, listing, again), after = full_then_freed(tmp_path, argv, cache=pipe["cache"], leave=16_000)
-    failed_cleanly(full, "no space left")
-    no_temporary_files(listing)
-    succeeded(again)
+    stopped_then_finished(full, listing, again)
     assert (after / "rep" / "report.html").is_file()
 
 
