@@ -7,6 +7,7 @@ of every training clip (train.h5 + valid.h5: no validation split), the last epoc
 definition of the sample-level model `sample-3-3-3-3-2-2-4-4-2-2` (Table 3, 8 kHz): no samplecnn import,
 the store is read with h5py. Test at song level (mean of segment outputs per clip): accuracy for a
 single-label store (softmax / cross-entropy), macro ROC-AUC for a multi-label one (sigmoid / BCE).
+Under bf16 the test metric is also given in fp32 (`test_accuracy_fp32`: the same weights, other arithmetic).
 Prints one JSON object.
 """
 
@@ -49,6 +50,21 @@ def segments(path: str, length: int):
     return torch.from_numpy(np.concatenate(rows)), torch.from_numpy(labels[clips]).float(), clips, labels, task
 
 
+def song_metric(net: nn.Module, test, multilabel: bool, bf16: bool) -> float:
+    """Song-level test metric (mean of segment outputs per clip), under bf16 autocast or in fp32."""
+    tx, _, tclips, tlabels, _ = test
+    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+        out = torch.cat([net(tx[i:i + 64].unsqueeze(1)).float() for i in range(0, len(tx), 64)])
+    scores = (torch.sigmoid(out) if multilabel else torch.softmax(out, 1)).numpy()
+    song = np.zeros(tlabels.shape)
+    np.add.at(song, tclips, scores)
+    song /= np.bincount(tclips, minlength=len(tlabels))[:, None]
+    if multilabel:
+        kept = [k for k in range(tlabels.shape[1]) if 0 < tlabels[:, k].sum() < len(tlabels)]
+        return float(np.mean([roc_auc_score(tlabels[:, k], song[:, k]) for k in kept]))
+    return float((song.argmax(1) == tlabels.argmax(1)).mean())
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("store")
@@ -86,18 +102,11 @@ def main() -> None:
         losses.append(round(total / len(batches), 4))
     minutes = round((time.perf_counter() - began) / 60, 2)  # training alone, like the toolkit's summary
     net.eval()
-    tx, _, tclips, tlabels, _ = segments(f"{a.store}/test.h5", length)
-    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
-        out = torch.cat([net(tx[i:i + 64].unsqueeze(1)).float() for i in range(0, len(tx), 64)])
-    scores = (torch.sigmoid(out) if multilabel else torch.softmax(out, 1)).numpy()
-    song = np.zeros(tlabels.shape)
-    np.add.at(song, tclips, scores)
-    song /= np.bincount(tclips, minlength=len(tlabels))[:, None]
-    if multilabel:
-        kept = [k for k in range(tlabels.shape[1]) if 0 < tlabels[:, k].sum() < len(tlabels)]
-        metric = {"test_roc_auc": float(np.mean([roc_auc_score(tlabels[:, k], song[:, k]) for k in kept]))}
-    else:
-        metric = {"test_accuracy": float((song.argmax(1) == tlabels.argmax(1)).mean())}
+    test = segments(f"{a.store}/test.h5", length)
+    name = "test_roc_auc" if multilabel else "test_accuracy"
+    metric = {name: song_metric(net, test, multilabel, bf16)}  # in the precision it trained in
+    if bf16:  # the same weights in fp32: a bf16-trained model is not always the same model in fp32
+        metric[f"{name}_fp32"] = song_metric(net, test, multilabel, False)
     print(json.dumps({"loop": "plain", "seed": a.seed, "epochs": a.epochs, "precision": "bf16" if bf16 else "fp32",
                       **metric, "train_segments": len(x), "train_losses": losses,
                       "minutes": minutes, "torch": torch.__version__}))
