@@ -9,7 +9,9 @@ Datasets (read from ../shared/data; never copied into the project):
 - philharmonia: the Philharmonia stand-in (16 instruments, 852 train / 268 test MP3 clips; `preprocess folder`
   carves a stratified 10% of train as validation), 8 kHz, sample-3-3-3-3-2-2-4-4-2-2, 15 epochs.
 - fsdd: Free Spoken Digit Dataset (official split, 2,700 train / 300 test), 8 kHz, sample-3^7, 10 epochs.
-Every choice is made on validation data inside `samplecnn train`; test is evaluated once per finished run.
+Every choice is made on validation data inside `samplecnn train`; test is evaluated once per finished run, as
+the run trained (`evaluate`'s default; bf16 autocast under `auto` on a CPU with bf16 units, like the plain loop's
+test) and, beside it, in fp32 (`test_accuracy_fp32`, both loops).
 The metric is test accuracy for a single-label labels file, macro ROC-AUC for a multi-label one
 (`--labels labels-multilabel.csv`: the Philharmonia stand-in's 29 tags; its runs go to WORK/philharmonia-
 labels-multilabel). The plain loop (benchmarks/plain_loop.py: AdamW 1e-3, weight decay 0.01, cosine, batch
@@ -61,12 +63,13 @@ def train_and_test(store: Path, run: Path, spec: dict, seed: int, precision: str
         args = ["train", spec["model"], "--data", str(store), "--out", str(run), "--epochs", str(spec["epochs"]),
                 "--seed", str(seed), "--precision", precision, *extra]
         cli(*args, *(["--resume"] if (run / "checkpoints" / "last.pt").is_file() else []))
-    metrics = json.loads(cli("evaluate", str(run), "--split", "test", "--json", capture=True))
-    summary = json.loads((run / "summary.json").read_text())
+    fp32 = json.loads(cli("evaluate", str(run), "--split", "test", "--precision", "fp32", "--json", capture=True))
+    metrics = json.loads(cli("evaluate", str(run), "--split", "test", "--json", capture=True))  # as trained; last,
+    summary = json.loads((run / "summary.json").read_text())  # so metrics.json (the report's) holds this view
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     ratios = [r["valid_loss"] / r["train_loss"] for r in rows if r.get("train_loss")]
     name = "accuracy" if metrics.get("task") == "multiclass" else "roc_auc"
-    return {"seed": seed, f"test_{name}": metrics[name], "epochs": summary.get("epochs"),
+    return {"seed": seed, f"test_{name}": metrics[name], f"test_{name}_fp32": fp32[name], "epochs": summary.get("epochs"),
             "best_epoch": summary.get("best_epoch"),
             "minutes": round(summary["total_seconds"] / 60, 2), "max_valid_over_train_loss": round(max(ratios), 2),
             "precision": json.loads((run / "env.json").read_text()).get("precision"), "run": str(run)}
@@ -91,8 +94,10 @@ def summarise(results: list[dict]) -> dict:
     name = metric_name(results)
     accs = [r[name] for r in results]
     mins = [r["minutes"] for r in results]
+    fp32 = {f"{name}_fp32_mean": round(statistics.mean(r[f"{name}_fp32"] for r in results), 4)
+            } if all(f"{name}_fp32" in r for r in results) else {}
     return {f"{name}_mean": round(statistics.mean(accs), 4),
-            f"{name}_std": round(statistics.stdev(accs), 4) if len(accs) > 1 else 0.0,
+            f"{name}_std": round(statistics.stdev(accs), 4) if len(accs) > 1 else 0.0, **fp32,
             "minutes_mean": round(statistics.mean(mins), 2), "minutes_max": round(max(mins), 2), "runs": results}
 
 

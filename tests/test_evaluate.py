@@ -111,3 +111,40 @@ def test_evaluate_zero_batch_size_is_a_one_line_usage_error(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert lines[0].startswith("Error: Invalid value for '--batch-size'") and lines[1].startswith("Hint:")
     assert len(lines) == 2 and "╭" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def bf16_run(tmp_path_factory):
+    """A run trained under bf16 autocast (emulated where the CPU has no bf16 units)."""
+    return train_tiny_run(tmp_path_factory.mktemp("bf16"), task="multiclass", epochs=2, precision="bf16")
+
+
+def test_evaluate_runs_a_run_as_it_trained_and_reproduces_its_validation(bf16_run, monkeypatch):
+    from samplecnn_cli.inference import evaluate as evaluation
+
+    monkeypatch.setattr(evaluation, "native_bf16", lambda device: True)
+    metrics = evaluate_run(bf16_run, "valid")
+    assert metrics["inference"] == {"precision": "bf16", "forward": "eager (as trained)"}
+    summary = json.loads((bf16_run / "summary.json").read_text())
+    rows = [json.loads(line) for line in (bf16_run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    chosen = next(r for r in rows if r["epoch"] == summary["best_epoch"])
+    assert metrics["accuracy"] == pytest.approx(chosen["valid_accuracy"], abs=1e-9)  # what validation saw
+
+    as_trained = np.load(bf16_run / "predictions-valid.npz")["scores"]
+    folded = evaluate_run(bf16_run, "valid", Runtime.cpu("fp32"))
+    assert folded["inference"]["precision"] == "fp32" and folded["inference"]["forward"].startswith("batch norm folded")
+    assert not np.allclose(np.load(bf16_run / "predictions-valid.npz")["scores"], as_trained, rtol=0, atol=1e-6)
+
+
+def test_evaluate_falls_back_to_fp32_where_the_runs_precision_is_not_native(bf16_run, monkeypatch):
+    from typer.testing import CliRunner
+
+    from samplecnn_cli.cli.app import app
+    from samplecnn_cli.inference import evaluate as evaluation
+
+    monkeypatch.setattr(evaluation, "native_bf16", lambda device: False)
+    result = CliRunner().invoke(app, ["evaluate", str(bf16_run), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "fp32, eager (as trained)" in result.stdout and "trained in bf16" in result.stdout
+    saved = json.loads((bf16_run / "metrics.json").read_text())
+    assert saved["inference"]["precision"] == "fp32" and "not run natively" in saved["inference"]["note"]

@@ -1,8 +1,12 @@
 """`evaluate_run`: song-level metrics of a run on a split, written next to the run.
 
-A waveform run's model runs through the inference core (predictor.py) over every clip of the split:
-batch norm folded, the fastest backend measured here for the runtime's precision, the mean of the
-scores of a clip's non-overlapping segments. A transfer run's MLP scores feature rows instead.
+A waveform run's model runs through the inference core (predictor.py) over every clip of the split, the
+mean of the scores of a clip's non-overlapping segments. By default it runs as it trained: the model as it
+is (batch norm unfolded) under the run's own precision's autocast, the arithmetic training's validation
+used. A bf16-trained model is not the same model in fp32 (or batch-norm-folded in bf16): its song-level
+accuracy moved by up to 0.2 on the Philharmonia stand-in's validation carve (docs/training.md). Given a
+precision, the batch-norm-folded fastest backend measured here for it runs instead. A transfer run's MLP
+scores feature rows.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import numpy as np
 import torch
 
 from samplecnn_cli.core.errors import DataError, RunError
-from samplecnn_cli.core.runtime import Runtime
+from samplecnn_cli.core.runtime import Runtime, native_bf16
 from samplecnn_cli.data.features_file import selection_from_config
 from samplecnn_cli.data.store import Store, StoreSplit
 from samplecnn_cli.inference.predictor import Predictor, store_clips
@@ -25,29 +29,54 @@ def metrics_path(run_dir: Path, split: str) -> Path:
 
 
 def evaluate_run(run_dir, split: str = "test", runtime: Runtime | None = None, *, data=None, which: str = "best",
-                 batch_size: int = 64, cache: Path | None = None, progress=None) -> dict:
-    """Evaluate `run_dir`'s `which` checkpoint on `split` of its store (or of `data`), on `runtime`
-    (default: the CPU in fp32).
+                 batch_size: int = 64, cache: Path | None = None, progress=None, device: str = "auto") -> dict:
+    """Evaluate `run_dir`'s `which` checkpoint on `split` of its store (or of `data`): as it trained (on
+    `device`, see `trained_runtime`) when `runtime` is None, else batch norm folded on `runtime`.
 
     Writes metrics.json (test) or metrics-<split>.json, and predictions-<split>.npz (scores, targets,
-    clip_ids, label_names) for ROC curves. Returns the metrics. `progress(clips_done, total)` is called
-    while a train run's model scores the clips.
+    clip_ids, label_names) for ROC curves. Returns the metrics, with `inference` saying which precision and
+    forward produced them. `progress(clips_done, total)` is called while a train run's model scores the clips.
     """
     run_dir = Path(run_dir)
     loaded = runs.load_run(run_dir, which=which)
     if loaded.kind == "transfer":
         scores, targets = predict_transfer_split(loaded, split)
-        clip_ids = None
+        clip_ids, inference = None, {"precision": "fp32", "forward": "eager"}
         source = loaded.config.get("features") or loaded.config.get("data")
     else:
         store_dir = Path(data) if data is not None else _store_of(loaded.config, run_dir)
         store_split = Store(store_dir).split(split)
-        predictor = Predictor.for_model(loaded.model, runtime or Runtime.cpu(), task=loaded.task,
-                                        batch_size=batch_size, cache=cache)
+        predictor, inference = _predictor(loaded, runtime, device, batch_size, cache)
         scores, targets = predict_split(predictor, store_split, progress=progress)
         clip_ids = store_split.clip_ids
         source = str(store_dir)
-    return runs.record_evaluation(loaded, split, scores, targets, which=which, clip_ids=clip_ids, source=source)
+    return runs.record_evaluation(loaded, split, scores, targets, which=which, clip_ids=clip_ids, source=source,
+                                  inference=inference)
+
+
+def trained_runtime(config: dict, device: str = "auto") -> tuple[Runtime, str | None]:
+    """The runtime a run trained in (config.toml's resolved `precision`) on `device`; fp32 where that
+    precision has no native path here (bf16 on a CPU without bf16 units, fp16 off CUDA), with a note
+    saying so (None when the run's own precision is used)."""
+    trained = config.get("precision", "fp32")
+    runtime = Runtime.resolve(device, "fp32")
+    if trained == "fp32" or (trained == "bf16" and native_bf16(runtime.device)) \
+            or (trained == "fp16" and runtime.device.type == "cuda"):
+        return Runtime(runtime.device, trained, "run"), None
+    return runtime, f"trained in {trained}, which {runtime.device.type} here does not run natively: fp32"
+
+
+def _predictor(loaded, runtime: Runtime | None, device: str, batch_size: int, cache) -> tuple[Predictor, dict]:
+    """The run's model as it trained (runtime None: eager, the run's autocast) or folded on `runtime`."""
+    if runtime is None:
+        runtime, note = trained_runtime(loaded.config, device)
+        model = loaded.model.to(runtime.device)
+        predictor = Predictor.eager(model, runtime, task=loaded.task, batch_size=batch_size,
+                                    input_samples=model.input_samples, sample_rate=model.sample_rate)
+        inference = {"precision": runtime.precision, "forward": "eager (as trained)"}
+        return predictor, inference if note is None else {**inference, "note": note}
+    predictor = Predictor.for_model(loaded.model, runtime, task=loaded.task, batch_size=batch_size, cache=cache)
+    return predictor, {"precision": predictor.choice.precision, "forward": f"batch norm folded, {predictor.choice.backend}"}
 
 
 def predict_split(predictor: Predictor, split: StoreSplit, progress=None) -> tuple[np.ndarray, np.ndarray]:

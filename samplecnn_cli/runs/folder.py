@@ -486,7 +486,7 @@ def load_run(run_dir: Path, which: str = "best", map_location: str = "cpu") -> L
 
 
 def record_evaluation(loaded: LoadedRun, split: str, scores, targets, *, which: str = "best", clip_ids=None,
-                      source=None) -> dict:
+                      source=None, inference: dict | None = None) -> dict:
     """Song-level metrics of `scores` against `targets`, written into the run (metrics.json for test,
     predictions-<split>.npz for ROC curves): what `samplecnn evaluate` and `samplecnn transfer` write."""
     import numpy as np
@@ -495,7 +495,7 @@ def record_evaluation(loaded: LoadedRun, split: str, scores, targets, *, which: 
 
     metrics = compute_metrics(scores, targets, loaded.task, loaded.label_names)
     metrics.update(split=split, run=str(loaded.run_dir), model=loaded.model_name, checkpoint=which,
-                   data=str(source) if source else None)
+                   data=str(source) if source else None, inference=inference)
     predictions = {"scores": np.asarray(scores, np.float32), "targets": np.asarray(targets, bool),
                    "label_names": np.asarray(loaded.label_names, dtype=str),
                    "clip_ids": None if clip_ids is None else np.asarray(clip_ids, dtype=str)}

@@ -18,17 +18,21 @@ def evaluate(
     checkpoint: Annotated[str, typer.Option("--checkpoint", "-c", help="best or last.")] = "best",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Segments per forward pass.")] = 64,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    precision: Annotated[str, typer.Option("--precision", "-p", help="fp32, bf16, fp16 or auto.")] = "fp32",
+    precision: Annotated[str, typer.Option("--precision", "-p", help="run: as the run trained (its precision, "
+                                           "batch norm unfolded, as validation saw it); or fp32, bf16, fp16, auto: "
+                                           "batch norm folded, the fastest backend.")] = "run",
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Song-level metrics (mean of segment outputs over each clip): ROC-AUC and PR-AUC for tagging,
     accuracy, macro F1 and the confusion matrix for single-label tasks. Writes RUN_DIR/metrics.json."""
     from samplecnn_cli.core.errors import UsageError
-    from samplecnn_cli.core.runtime import Runtime
+    from samplecnn_cli.core.runtime import Runtime, check_precision
     from samplecnn_cli.inference.evaluate import evaluate_run, metrics_path
 
     if split not in ("train", "valid", "test"):
         raise UsageError(f"unknown split '{split}'", hint="use train, valid or test")
+    if precision != "run":
+        check_precision(precision)
     if checkpoint not in ("best", "last"):
         raise UsageError(f"unknown checkpoint '{checkpoint}'", hint="use best or last")
     if run_dir is None:
@@ -36,20 +40,25 @@ def evaluate(
 
         run_dir = Workspace.find(root=current_context().workspace).latest_run()
     with progress_bar(f"evaluate {split}", total=None, enabled=not json_out) as update:
-        metrics = evaluate_run(run_dir, split, Runtime.resolve(device, precision), data=data, which=checkpoint,
-                               batch_size=batch_size, cache=current_context().inference_cache,
+        runtime = None if precision == "run" else Runtime.resolve(device, precision)
+        metrics = evaluate_run(run_dir, split, runtime, data=data, which=checkpoint, batch_size=batch_size,
+                               cache=current_context().inference_cache, device=device,
                                progress=lambda done, total: update(done, total))
     if json_out:
         print_json(metrics)
         return
     _print_table(metrics)
+    if (metrics.get("inference") or {}).get("note"):
+        console.print(metrics["inference"]["note"], style="dim", highlight=False)
     console.print(f"Wrote {metrics_path(run_dir, split)}", style="dim", highlight=False, soft_wrap=True)
 
 
 def _print_table(metrics: dict) -> None:
     from rich.table import Table
 
-    title = f"{metrics['model']} on {metrics['split']} ({metrics['clips']} clips)"
+    inference = metrics.get("inference") or {}
+    title = f"{metrics['model']} on {metrics['split']} ({metrics['clips']} clips"
+    title += f", {inference['precision']}, {inference['forward']})" if inference else ")"
     if metrics["task"] == "multiclass":
         console.print(f"[bold]{title}[/]: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
         table = Table(title="confusion matrix (rows: true, columns: predicted)", title_justify="left")
