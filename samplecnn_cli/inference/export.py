@@ -135,7 +135,7 @@ def test_metrics(loaded) -> dict | None:
         return None
     if metrics.get("checkpoint", "best") != "best":
         return None  # evaluated on last.pt: not the exported weights
-    keep = ("split", "clips", "roc_auc", "pr_auc", "accuracy", "macro_f1", "data")
+    keep = ("split", "clips", "roc_auc", "pr_auc", "accuracy", "macro_f1", "data", "inference")  # + its arithmetic
     return {k: metrics[k] for k in keep if metrics.get(k) is not None}
 
 
