@@ -129,7 +129,8 @@ def kill_then_finish(name: str, make_argv, cwd: Path, duration: float, output: P
     run to the end. Returns (kills, terminations).
 
     A kill drawn after the attempt already finished (a busy machine makes durations vary) is not
-    counted: the output is removed and the attempt repeated with half the delay."""
+    counted: the output is removed and the attempt repeated with half the delay; a SIGTERM too late
+    likewise halves the delays of the attempts after it."""
     import shutil
 
     def remove() -> None:
@@ -146,13 +147,15 @@ def kill_then_finish(name: str, make_argv, cwd: Path, duration: float, output: P
             delay /= 2
         else:
             kills += 1
+    scale = 1.0  # halved after each attempt that finished first: a busy machine runs it faster or slower
     for _ in range(3 * term_count):
         if terms == term_count:
             break
-        if terminate_after(make_argv(), cwd, rng.uniform(0.1, 0.8) * duration, output) == "terminated":
+        if terminate_after(make_argv(), cwd, rng.uniform(0.1, 0.8) * duration * scale, output) == "terminated":
             terms += 1
         else:
             remove()  # finished: the next attempt needs work left to interrupt
+            scale /= 2
     run_to_end(make_argv(), cwd)
     return kills, terms
 
