@@ -92,7 +92,7 @@ ROWS: dict[str, Row] = {
                 rf"^Done: 1 epochs in {NUMBER} s, best epoch 1 \(valid loss [\d.]+\); stopped: .*\.$",
                 r"^Run: runs/fsdd$")),
     "samplecnn evaluate runs/fsdd": Row(needs=(TOY_RUN,), why="the toy run's metrics, not FSDD's",
-                                       expect=(r"^sample-3\^7 on test \(\d+ clips, (fp32|bf16), eager \(as trained\)\): "
+                                       expect=(r"^sample-3\^7 on test \(\d+ clips, (fp32|bf16) as trained, (eager|batch norm folded \(\S+\))\): "
                                                r"ROC-AUC [\d.]+, PR-AUC [\d.]+$",
                                                r"^Wrote runs/fsdd/metrics.json$")),
     "samplecnn tag runs/fsdd recordings/7_theo_3.wav --top-k 3": Row(

@@ -124,7 +124,7 @@ def test_evaluate_runs_a_run_as_it_trained_and_reproduces_its_validation(bf16_ru
 
     monkeypatch.setattr(evaluation, "native_bf16", lambda device: True)
     metrics = evaluate_run(bf16_run, "valid")
-    assert metrics["inference"] == {"precision": "bf16", "forward": "eager (as trained)"}
+    assert metrics["inference"] == {"precision": "bf16", "as_trained": True, "forward": "eager"}
     summary = json.loads((bf16_run / "summary.json").read_text())
     rows = [json.loads(line) for line in (bf16_run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     chosen = next(r for r in rows if r["epoch"] == summary["best_epoch"])
@@ -132,7 +132,8 @@ def test_evaluate_runs_a_run_as_it_trained_and_reproduces_its_validation(bf16_ru
 
     as_trained = np.load(bf16_run / "predictions-valid.npz")["scores"]
     folded = evaluate_run(bf16_run, "valid", Runtime.cpu("fp32"))
-    assert folded["inference"]["precision"] == "fp32" and folded["inference"]["forward"].startswith("batch norm folded")
+    assert folded["inference"]["precision"] == "fp32" and not folded["inference"]["as_trained"]
+    assert folded["inference"]["forward"].startswith("batch norm folded")
     assert not np.allclose(np.load(bf16_run / "predictions-valid.npz")["scores"], as_trained, rtol=0, atol=1e-6)
 
 
@@ -145,6 +146,14 @@ def test_evaluate_falls_back_to_fp32_where_the_runs_precision_is_not_native(bf16
     monkeypatch.setattr(evaluation, "native_bf16", lambda device: False)
     result = CliRunner().invoke(app, ["evaluate", str(bf16_run), "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert "fp32, eager (as trained)" in result.stdout and "trained in bf16" in result.stdout
+    assert "clips, fp32, batch norm folded (" in result.stdout and "trained in bf16" in result.stdout
     saved = json.loads((bf16_run / "metrics.json").read_text())
-    assert saved["inference"]["precision"] == "fp32" and "not run natively" in saved["inference"]["note"]
+    assert saved["inference"]["precision"] == "fp32" and not saved["inference"]["as_trained"]
+    assert "not run natively" in saved["inference"]["note"]
+
+
+def test_an_fp32_run_is_evaluated_folded_as_it_trained(tiny_run):
+    metrics = evaluate_run(tiny_run, "test")
+    assert metrics["inference"]["precision"] == "fp32" and metrics["inference"]["as_trained"]
+    assert metrics["inference"]["forward"].startswith("batch norm folded")
+    assert evaluate_run(tiny_run, "test", Runtime.cpu("fp32"))["accuracy"] == metrics["accuracy"]

@@ -67,13 +67,13 @@ def test_test_metrics_of_the_exported_weights_travel_with_the_file(tmp_path):
     run = fake_run(tmp_path / "run", "sample-3^4", label_names=["x", "y", "z"])
     metrics = {"task": "multiclass", "split": "test", "clips": 30, "accuracy": 0.9, "macro_f1": 0.8,
                "checkpoint": "best", "confusion_matrix": [[1]],
-               "inference": {"precision": "bf16", "forward": "eager (as trained)"}}
+               "inference": {"precision": "bf16", "as_trained": True, "forward": "eager"}}
     runs.write_json(run / "metrics.json", metrics)
     out = tmp_path / "a.onnx"
     assert CliRunner().invoke(app, ["export", str(run), "-o", str(out)]).exit_code == 0
     assert json.loads(read_metadata(out)["metrics"]) == {  # with the arithmetic that measured them
         "split": "test", "clips": 30, "accuracy": 0.9, "macro_f1": 0.8,
-        "inference": {"precision": "bf16", "forward": "eager (as trained)"}}
+        "inference": {"precision": "bf16", "as_trained": True, "forward": "eager"}}
     runs.write_json(run / "metrics.json", {**metrics, "checkpoint": "last"})  # other weights: left out
     assert CliRunner().invoke(app, ["export", str(run), "-o", str(out)]).exit_code == 0
     assert "metrics" not in read_metadata(out)

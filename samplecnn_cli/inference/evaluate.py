@@ -1,12 +1,12 @@
 """`evaluate_run`: song-level metrics of a run on a split, written next to the run.
 
 A waveform run's model runs through the inference core (predictor.py) over every clip of the split, the
-mean of the scores of a clip's non-overlapping segments. By default it runs as it trained: the model as it
-is (batch norm unfolded) under the run's own precision's autocast, the arithmetic training's validation
-used. A bf16-trained model is not the same model in fp32 (or batch-norm-folded in bf16): its song-level
-accuracy moved by up to 0.2 on the Philharmonia stand-in's validation carve (docs/training.md). Given a
-precision, the batch-norm-folded fastest backend measured here for it runs instead. A transfer run's MLP
-scores feature rows.
+mean of the scores of a clip's non-overlapping segments. By default it runs as it trained: a run trained
+in bf16 (or fp16) as it is, batch norm not folded, under that precision's autocast, the arithmetic its
+validation used, since a bf16-trained model is not the same model in fp32 or batch-norm-folded in bf16 (its
+song-level accuracy moved by up to 0.2 on the Philharmonia stand-in's validation carve: docs/training.md);
+a run trained in fp32 folded (the same arithmetic within 1e-4, faster). Given a precision, the
+batch-norm-folded fastest backend measured here for it runs. A transfer run's MLP scores feature rows.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def evaluate_run(run_dir, split: str = "test", runtime: Runtime | None = None, *
     loaded = runs.load_run(run_dir, which=which)
     if loaded.kind == "transfer":
         scores, targets = predict_transfer_split(loaded, split)
-        clip_ids, inference = None, {"precision": "fp32", "forward": "eager"}
+        clip_ids, inference = None, {"precision": "fp32", "as_trained": True, "forward": "eager"}
         source = loaded.config.get("features") or loaded.config.get("data")
     else:
         store_dir = Path(data) if data is not None else _store_of(loaded.config, run_dir)
@@ -67,16 +67,24 @@ def trained_runtime(config: dict, device: str = "auto") -> tuple[Runtime, str | 
 
 
 def _predictor(loaded, runtime: Runtime | None, device: str, batch_size: int, cache) -> tuple[Predictor, dict]:
-    """The run's model as it trained (runtime None: eager, the run's autocast) or folded on `runtime`."""
-    if runtime is None:
+    """The predictor for `loaded`'s model and what it is (`inference`: precision, as_trained, forward).
+
+    runtime None: as the run trained. A run trained in bf16 or fp16 runs eager (batch norm after the
+    low-precision convolution, as in training); an fp32 one folded, which equals eager fp32 within 1e-4."""
+    as_trained, note = runtime is None, None
+    if as_trained:
         runtime, note = trained_runtime(loaded.config, device)
+        as_trained = note is None
+    if runtime.precision != "fp32" and as_trained:
         model = loaded.model.to(runtime.device)
         predictor = Predictor.eager(model, runtime, task=loaded.task, batch_size=batch_size,
                                     input_samples=model.input_samples, sample_rate=model.sample_rate)
-        inference = {"precision": runtime.precision, "forward": "eager (as trained)"}
-        return predictor, inference if note is None else {**inference, "note": note}
-    predictor = Predictor.for_model(loaded.model, runtime, task=loaded.task, batch_size=batch_size, cache=cache)
-    return predictor, {"precision": predictor.choice.precision, "forward": f"batch norm folded, {predictor.choice.backend}"}
+        inference = {"precision": runtime.precision, "as_trained": True, "forward": "eager"}
+    else:
+        predictor = Predictor.for_model(loaded.model, runtime, task=loaded.task, batch_size=batch_size, cache=cache)
+        inference = {"precision": predictor.choice.precision, "as_trained": as_trained,
+                     "forward": f"batch norm folded ({predictor.choice.backend})"}
+    return predictor, inference if note is None else {**inference, "note": note}
 
 
 def predict_split(predictor: Predictor, split: StoreSplit, progress=None) -> tuple[np.ndarray, np.ndarray]:

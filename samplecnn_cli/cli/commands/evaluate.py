@@ -18,9 +18,9 @@ def evaluate(
     checkpoint: Annotated[str, typer.Option("--checkpoint", "-c", help="best or last.")] = "best",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Segments per forward pass.")] = 64,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    precision: Annotated[str, typer.Option("--precision", "-p", help="run: as the run trained (its precision, "
-                                           "batch norm unfolded, as validation saw it); or fp32, bf16, fp16, auto: "
-                                           "batch norm folded, the fastest backend.")] = "run",
+    precision: Annotated[str, typer.Option("--precision", "-p", help="run: as the run trained (its precision; "
+                                           "a bf16 run unfolded, as its validation saw it); or fp32, bf16, fp16, "
+                                           "auto: batch norm folded, the fastest backend.")] = "run",
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Song-level metrics (mean of segment outputs over each clip): ROC-AUC and PR-AUC for tagging,
@@ -58,7 +58,9 @@ def _print_table(metrics: dict) -> None:
 
     inference = metrics.get("inference") or {}
     title = f"{metrics['model']} on {metrics['split']} ({metrics['clips']} clips"
-    title += f", {inference['precision']}, {inference['forward']})" if inference else ")"
+    if inference:
+        title += f", {inference['precision']}{' as trained' if inference['as_trained'] else ''}, {inference['forward']}"
+    title += ")"
     if metrics["task"] == "multiclass":
         console.print(f"[bold]{title}[/]: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
         table = Table(title="confusion matrix (rows: true, columns: predicted)", title_justify="left")
