@@ -134,3 +134,23 @@ def test_an_interrupt_during_a_checkpoint_write_is_taken_once_the_file_is_whole(
     loaded = torch.load(path, weights_only=True)
     assert torch.equal(loaded["state_dict"]["w"], torch.ones(3))
     assert list(path.parent.iterdir()) == [path]  # no temporary file
+
+
+def test_a_signal_during_a_fragile_import_is_taken_once_the_library_is_whole(tmp_path):
+    """A SIGTERM inside numpy's import broke numpy (exit 1, traceback; found by the fault suite), inside
+    torch's it aborted the process. Commands import them with interrupts deferred (signals.import_deferred)."""
+    (tmp_path / "fragile.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\nwhole = True\n")
+    code = textwrap.dedent("""
+        import sys
+        from samplecnn_cli.core import signals
+        signals.install()
+        try:
+            signals.import_deferred(("fragile",))
+        except signals.Terminated:
+            print("terminated after import; whole:", sys.modules["fragile"].whole)
+    """)
+    env = python_env()
+    done = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": f"{tmp_path}:{env['PYTHONPATH']}"},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "terminated after import; whole: True"

@@ -83,6 +83,10 @@ def _guard(fn):
     def wrapper(*args, **kwargs):
         _depth[0] += 1
         try:
+            if _depth[0] == 1:
+                from samplecnn_cli.core import signals
+
+                signals.import_deferred()
             return fn(*args, **kwargs)
         except SampleCNNError as error:
             if debug_enabled():
