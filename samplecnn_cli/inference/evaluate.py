@@ -41,7 +41,8 @@ def evaluate_run(run_dir, split: str = "test", runtime: Runtime | None = None, *
     loaded = runs.load_run(run_dir, which=which)
     if loaded.kind == "transfer":
         scores, targets = predict_transfer_split(loaded, split)
-        clip_ids, inference = None, {"precision": "fp32", "as_trained": True, "forward": "eager"}
+        trained_fp32 = loaded.config.get("precision", "fp32") == "fp32"  # the MLP runs in fp32 here
+        clip_ids, inference = None, {"precision": "fp32", "as_trained": trained_fp32, "forward": "eager"}
         source = loaded.config.get("features") or loaded.config.get("data")
     else:
         store_dir = Path(data) if data is not None else _store_of(loaded.config, run_dir)
