@@ -26,13 +26,11 @@ def evaluate(
     """Song-level metrics (mean of segment outputs over each clip): ROC-AUC and PR-AUC for tagging,
     accuracy, macro F1 and the confusion matrix for single-label tasks. Writes RUN_DIR/metrics.json."""
     from samplecnn_cli.core.errors import UsageError
-    from samplecnn_cli.core.runtime import Runtime, check_precision
+    from samplecnn_cli.core.runtime import Runtime
     from samplecnn_cli.inference.evaluate import evaluate_run, metrics_path
 
     if split not in ("train", "valid", "test"):
         raise UsageError(f"unknown split '{split}'", hint="use train, valid or test")
-    if precision != "run":
-        check_precision(precision)
     if checkpoint not in ("best", "last"):
         raise UsageError(f"unknown checkpoint '{checkpoint}'", hint="use best or last")
     if run_dir is None:
